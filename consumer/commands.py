@@ -1,0 +1,119 @@
+"""What must happen in Credentials, as data: the output of the handlers, the input of effects.
+
+Each command is a frozen value that says *what* to do, not how; ``effects`` turns it into
+service calls. ``to_json`` is the stable dry-run format: one JSON object per command, keys
+sorted by the caller, datetimes as ISO-8601 UTC with a ``Z``. It carries the LMS user id,
+never the username.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from consumer.events import Learner, Pacing
+
+CredentialStatus = Literal["awarded", "revoked"]
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """Format a datetime as Credentials expects it (``%Y-%m-%dT%H:%M:%SZ``), or None."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class SyncCourseCertificate:
+    """Upsert the learner's course-run credential with this status (seed: award_course_certificate)."""
+
+    learner: Learner
+    course_run: str
+    mode: str
+    status: CredentialStatus
+    date_override: datetime | None = None
+
+    name = "sync_course_certificate"
+
+    def to_json(self) -> dict[str, Any]:
+        """The dry-run form of this command."""
+        return {
+            "command": self.name,
+            "lms_user_id": self.learner.user_id,
+            "course_run": self.course_run,
+            "mode": self.mode,
+            "status": self.status,
+            "date_override": iso_utc(self.date_override),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AwardPrograms:
+    """Award every program the learner has completed and not yet received.
+
+    ``course_run`` is the run whose certificate triggered it; candidates are the programs
+    containing *any* of the learner's completed runs (seed: award_program_certificates).
+    """
+
+    learner: Learner
+    course_run: str
+
+    name = "award_programs"
+
+    def to_json(self) -> dict[str, Any]:
+        """The dry-run form of this command."""
+        return {
+            "command": self.name,
+            "lms_user_id": self.learner.user_id,
+            "course_run": self.course_run,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RevokePrograms:
+    """Revoke the learner's awarded programs that contain the revoked run (seed: revoke_program_certificates)."""
+
+    learner: Learner
+    course_run: str
+
+    name = "revoke_programs"
+
+    def to_json(self) -> dict[str, Any]:
+        """The dry-run form of this command."""
+        return {
+            "command": self.name,
+            "lms_user_id": self.learner.user_id,
+            "course_run": self.course_run,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SyncCertificateAvailableDate:
+    """Set the run's certificate available date in Credentials' course-certificate config.
+
+    The catalog event carries pacing and end; the display behaviour and the CAD come from
+    Studio when configured (``None`` here means "look it up, else assume ``end``").
+    """
+
+    course_run: str
+    pacing: Pacing
+    end: datetime | None
+    display_behavior: str | None = None
+    certificate_available_date: datetime | None = None
+
+    name = "sync_certificate_available_date"
+
+    def to_json(self) -> dict[str, Any]:
+        """The dry-run form of this command."""
+        return {
+            "command": self.name,
+            "course_run": self.course_run,
+            "pacing": self.pacing,
+            "end": iso_utc(self.end),
+            "display_behavior": self.display_behavior,
+            "certificate_available_date": iso_utc(self.certificate_available_date),
+        }
+
+
+Command = SyncCourseCertificate | AwardPrograms | RevokePrograms | SyncCertificateAvailableDate

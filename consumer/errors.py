@@ -1,0 +1,142 @@
+"""The worker's one error tree, sorted by what the engine does with each branch.
+
+::
+
+    ConsumerError
+    ├── ConfigError             bad settings: start-up stops, exit code 2, names the variable
+    ├── DecodeError             poison input: dead letter at once (stage "decode")
+    │   ├── FramingError            value is not Confluent-framed Avro (magic byte, length)
+    │   ├── UnknownSchemaError      the registry has no schema with that id
+    │   ├── AvroDecodeError         truncated, garbage or trailing bytes in the Avro body
+    │   ├── HeaderError             ce_type / ce_id missing, repeated or not UTF-8
+    │   ├── UnknownEventTypeError   a ce_type this worker does not consume
+    │   └── InvalidEventError       a field the rules need is missing or invalid (course key)
+    ├── PermanentError          rejected by a service (4xx): dead letter (stage "apply")
+    ├── TransientError          may succeed later: retry with backoff, then the circuit
+    │   ├── ServiceUnavailableError   connection refused/reset, connect timeout, 502/503/504
+    │   ├── CircuitOpenError          the service's circuit is open; no request was sent
+    │   └── RegistryUnavailableError  the schema registry cannot be reached (decode waits)
+    └── (a skip is not an error: handlers and effects return it as a value with a reason)
+
+Every error carries a short snake_case ``reason`` that goes into metrics and dead-letter
+headers. Messages never contain a username, e-mail or full name.
+"""
+
+from __future__ import annotations
+
+
+class ConsumerError(Exception):
+    """Base of every error the worker raises on purpose."""
+
+    reason: str = "error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class ConfigError(ConsumerError):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+    reason = "config"
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+# ------------------------------------------------------------------------ decode (poison)
+
+
+class DecodeError(ConsumerError):
+    """The record cannot become an event; retrying cannot help."""
+
+    reason = "decode"
+
+
+class FramingError(DecodeError):
+    """The value is not Confluent-framed (magic byte 0, 4-byte schema id, Avro body)."""
+
+    reason = "bad_framing"
+
+
+class UnknownSchemaError(DecodeError):
+    """The schema registry answered that no schema has this id."""
+
+    reason = "unknown_schema_id"
+
+
+class AvroDecodeError(DecodeError):
+    """The Avro body does not decode with its writer schema (truncated, garbage, trailing)."""
+
+    reason = "undecodable_avro"
+
+
+class HeaderError(DecodeError):
+    """A required CloudEvent header is missing, repeated or not text."""
+
+    reason = "bad_header"
+
+
+class UnknownEventTypeError(DecodeError):
+    """The ``ce_type`` header names an event type this worker does not consume."""
+
+    reason = "unknown_event_type"
+
+
+class InvalidEventError(DecodeError):
+    """The event decoded but a field is missing or invalid (e.g. the course key)."""
+
+    reason = "invalid_event"
+
+
+# ------------------------------------------------------------------------ apply
+
+
+class PermanentError(ConsumerError):
+    """A service rejected the request for good (4xx other than throttling or a skip)."""
+
+    reason = "rejected"
+
+    def __init__(self, message: str, *, service: str, status: int | None = None) -> None:
+        super().__init__(message, reason=f"http_{status}" if status else "rejected")
+        self.service = service
+        self.status = status
+
+
+class TransientError(ConsumerError):
+    """The call may succeed later: retried with backoff, honouring ``retry_after``."""
+
+    reason = "transient"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, reason=f"http_{status}" if status else None)
+        self.service = service
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ServiceUnavailableError(TransientError):
+    """The service is not there at all: a sign of an outage, not of a bad request."""
+
+    reason = "unavailable"
+
+
+class CircuitOpenError(TransientError):
+    """The service's circuit is open: no request was sent, the caller should wait."""
+
+    reason = "circuit_open"
+
+
+class RegistryUnavailableError(TransientError):
+    """The schema registry cannot be reached; the record is decoded again later."""
+
+    reason = "registry_unavailable"
