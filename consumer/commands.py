@@ -26,7 +26,7 @@ def iso_utc(value: datetime | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class SyncCourseCertificate:
-    """Upsert the learner's course-run credential with this status (seed: award_course_certificate)."""
+    """Upsert the learner's course-run credential (seed: ``award_course_certificate``)."""
 
     learner: Learner
     course_run: str
@@ -72,7 +72,7 @@ class AwardPrograms:
 
 @dataclass(frozen=True, slots=True)
 class RevokePrograms:
-    """Revoke the learner's awarded programs that contain the revoked run (seed: revoke_program_certificates)."""
+    """Revoke awarded programs containing the run (seed: ``revoke_program_certificates``)."""
 
     learner: Learner
     course_run: str

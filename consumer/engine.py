@@ -1,0 +1,632 @@
+"""The poll loop: moves records, outcomes and offsets; knows nothing of Open edX.
+
+One thread (the caller's) owns the Kafka consumer and every piece of state here; a pool of
+``max_in_flight`` worker threads runs the processor. Per turn of the loop:
+
+1. worker outcomes come back through a queue: applied or skipped → the offset is done;
+   failed → a dead-letter record is produced and the offset is done once it is
+   acknowledged; abandoned → the offset stays pending (it will be consumed again);
+2. partitions are paused or resumed: all of them while too much is buffered, while a
+   service's circuit holds work back, or while shutting down; one of them while the schema
+   registry cannot be reached for its next record (it was seeked back to that record);
+3. watermarks are committed every ``commit_interval_seconds`` (and synchronously on
+   revoke and shutdown);
+4. a batch is consumed: each record is decoded here (poison goes to the dead-letter topic
+   at once), then queued in the lane of its ordering key; a lane's head runs on a worker.
+
+Guarantees, each with an integration test: same-key events are applied in offset order;
+an offset is committed only when it and every offset below it are done; a revoked
+partition stops taking work, drains within ``revoke_timeout_seconds`` and commits; a lost
+partition is dropped without commit; SIGTERM drains within ``drain_timeout_seconds``.
+An exception a worker did not turn into an outcome is a bug: the loop commits what is done
+and re-raises, so the process exits non-zero and is restarted, instead of stalling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from consumer.circuit import Breakers
+from consumer.config import EngineSettings, KafkaSettings
+from consumer.errors import DecodeError, RegistryUnavailableError
+from consumer.events import CertificateEvent, Event, ordering_key
+from consumer.lanes import Lanes
+from consumer.observability import Health, Metrics
+from consumer.offsets import PartitionOffsets
+from consumer.outcomes import Abandoned, Applied, Failed, Outcome, Skipped
+from consumer.wire import Decoder, Record
+
+log = structlog.get_logger("consumer.engine")
+
+TP = tuple[str, int]
+BATCH_SIZE = 500
+POLL_SECONDS = 0.05
+REGISTRY_BACKOFF_MAX = 30.0
+
+
+class WorkerCrashedError(Exception):
+    """A processor raised instead of returning an outcome: a bug, so the process stops."""
+
+
+class Processor(Protocol):
+    """Applies one event; runs on a worker thread; never raises for a classified failure."""
+
+    def __call__(self, event: Event, cancelled: threading.Event) -> Outcome:
+        """Return what became of ``event``; stop retrying once ``cancelled`` is set."""
+
+
+class FailureSink(Protocol):
+    """Where failed records go (the dead-letter producer, or a stand-in)."""
+
+    def topic_for(self, source_topic: str) -> str:
+        """Where failures of ``source_topic`` go (for logs)."""
+
+    def send(
+        self, record: Record, failure: Failed, delivered: Callable[[KafkaError | None], None]
+    ) -> None:
+        """Write the record; ``delivered`` reports the acknowledgement (from ``poll``)."""
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Serve delivery reports."""
+
+    def flush(self, timeout: float) -> int:
+        """Wait for outstanding records; return how many remain."""
+
+
+def consumer_config(kafka: KafkaSettings, *, group_id: str) -> dict[str, Any]:
+    """The consumer's librdkafka settings: manual commits, cooperative rebalancing."""
+    return {
+        **kafka.client_config(),
+        "group.id": group_id,
+        "client.id": f"{group_id}-consumer",
+        "auto.offset.reset": kafka.auto_offset_reset,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": 45_000,
+        "max.poll.interval.ms": 300_000,
+        # Bound what librdkafka prefetches, so memory stays flat on any backlog.
+        "queued.max.messages.kbytes": 16_384,
+        "fetch.max.bytes": 8_388_608,
+    }
+
+
+@dataclass(eq=False, slots=True)
+class WorkItem:
+    """A decoded event on its way through a lane."""
+
+    record: Record
+    event: Event
+    key: str
+    generation: int
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    started: float = 0.0
+
+    @property
+    def tp(self) -> TP:
+        """The source partition."""
+        return (self.record.topic, self.record.partition)
+
+
+@dataclass(slots=True)
+class PartitionState:
+    """What the loop knows of one assigned partition."""
+
+    generation: int
+    offsets: PartitionOffsets = field(default_factory=PartitionOffsets)
+    eof: bool = False
+    blocked_at: int | None = None  # seeked back here: the registry was unreachable
+    blocked_until: float = 0.0
+    block_backoff: float = 0.0
+    dead_letters: int = 0  # dead-letter records awaiting acknowledgement
+
+
+def _log_fields(record: Record, event: Event | None = None) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+    }
+    if event is not None:
+        fields["event_id"] = event.meta.id
+        fields["event_type"] = str(event.meta.type)
+        fields["course_key"] = str(event.course_key)
+        if isinstance(event, CertificateEvent):
+            fields["lms_user_id"] = event.learner.user_id
+    return fields
+
+
+def _event_type_of(record: Record) -> str:
+    values = record.header("ce_type")
+    return values[0].decode("utf-8", errors="replace")[:200] if len(values) == 1 else "unknown"
+
+
+class Engine:
+    """Consumes topics and drives events through a processor with the delivery guarantees."""
+
+    def __init__(
+        self,
+        *,
+        consumer: Consumer,
+        topics: Sequence[str],
+        decoder: Decoder,
+        processor: Processor,
+        sink: FailureSink,
+        settings: EngineSettings,
+        metrics: Metrics,
+        health: Health | None = None,
+        breakers: Breakers | None = None,
+        commit: bool = True,
+        stop_when_idle: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._consumer = consumer
+        self._topics = list(topics)
+        self._decoder = decoder
+        self._processor = processor
+        self._sink = sink
+        self._settings = settings
+        self._metrics = metrics
+        self._health = health or Health()
+        self._breakers = breakers or Breakers()
+        self._commit_enabled = commit
+        self._stop_when_idle = stop_when_idle
+        self._clock = clock
+
+        self._owned: dict[TP, PartitionState] = {}
+        self._generation = 0
+        self._lanes: Lanes[WorkItem] = Lanes()
+        self._completions: queue.SimpleQueue[tuple[WorkItem, Outcome | BaseException]] = (
+            queue.SimpleQueue()
+        )
+        self._pool = ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="worker")
+        self._paused: set[TP] = set()
+        self._pressure = False
+        self._dead_letters_pending = 0
+        self._resend: list[tuple[float, Record, Failed, int]] = []
+        self._stop = threading.Event()
+        self._stopping = False
+        self._last_commit = clock()
+        self._idle_since: float | None = None
+        self._warned_topics: set[str] = set()
+
+    # ------------------------------------------------------------------ public
+
+    def request_stop(self) -> None:
+        """Ask the loop to drain and stop (safe from a signal handler or another thread)."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Consume until stopped; then drain, commit and close. Raises on fatal errors."""
+        self._consumer.subscribe(
+            self._topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        log.info("engine_started", topics=self._topics, max_in_flight=self._settings.max_in_flight)
+        try:
+            while not self._stop.is_set():
+                self._turn()
+        finally:
+            self._shutdown()
+
+    # ------------------------------------------------------------------ the loop
+
+    def _turn(self) -> None:
+        self._health.beat()
+        self._collect_outcomes()
+        self._sink.poll(0)
+        self._resend_dead_letters()
+        self._reconcile_pauses()
+        if self._clock() - self._last_commit >= self._settings.commit_interval_seconds:
+            self._commit(asynchronous=True)
+        if self._idle_for_long_enough():
+            log.info("engine_idle_stop", idle_seconds=self._stop_when_idle)
+            self._stop.set()
+            return
+        messages = self._consumer.consume(BATCH_SIZE, POLL_SECONDS)
+        for message in messages:
+            self._accept(message)
+        self._update_gauges()
+
+    def _accept(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            self._on_consumer_error(message, error)
+            return
+        topic, partition = message.topic(), message.partition()
+        assert topic is not None
+        assert partition is not None
+        state = self._owned.get((topic, partition))
+        offset = message.offset()
+        if state is None or offset is None:
+            return  # revoked between fetch and delivery; the new owner consumes it
+        if state.blocked_at is not None and offset >= state.blocked_at:
+            return  # fetched before the seek back; it will be consumed again
+        state.eof = False
+        record = Record.from_message(message)
+        state.offsets.accept(record.offset)
+        self._metrics.events_received.labels(record.topic).inc()
+        try:
+            event = self._decoder.decode(record)
+        except RegistryUnavailableError as unavailable:
+            self._block_partition(record, state, unavailable)
+            return
+        except DecodeError as poison:
+            now = time.time()
+            failure = Failed(
+                stage="decode",
+                error_class=type(poison).__name__,
+                reason=poison.reason,
+                message=str(poison),
+                attempts=1,
+                first_failure=now,
+                last_failure=now,
+            )
+            log.warning(
+                "record_undecodable", reason=poison.reason, error=str(poison), **_log_fields(record)
+            )
+            self._dead_letter(record, failure, state, _event_type_of(record))
+            return
+        item = WorkItem(
+            record=record, event=event, key=ordering_key(event), generation=state.generation
+        )
+        if self._lanes.push(item.key, item):
+            self._start(item)
+
+    def _on_consumer_error(self, message: Message, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            topic, partition = message.topic(), message.partition()
+            state = self._owned.get((topic or "", partition if partition is not None else -1))
+            if state is not None:
+                state.eof = True
+            return
+        if error.fatal():
+            raise KafkaException(error)
+        if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            topic = message.topic() or ""
+            if topic not in self._warned_topics:
+                self._warned_topics.add(topic)
+                log.error("topic_missing", topic=topic, error=error.str())
+            return
+        log.warning(
+            "consumer_error", code=error.name(), error=error.str(), retriable=error.retriable()
+        )
+
+    # ------------------------------------------------------------------ work
+
+    def _start(self, item: WorkItem) -> None:
+        item.started = self._clock()
+        self._pool.submit(self._work, item)
+
+    def _work(self, item: WorkItem) -> None:
+        """Worker thread: run the processor, hand the outcome back. Never touches state."""
+        try:
+            outcome: Outcome | BaseException = self._processor(item.event, item.cancelled)
+        except BaseException as error:  # noqa: BLE001 - handed to the loop, which re-raises
+            outcome = error
+        self._completions.put((item, outcome))
+
+    def _collect_outcomes(self, timeout: float = 0.0) -> None:
+        """Apply every outcome waiting in the queue (block up to ``timeout`` for the first)."""
+        block = timeout > 0
+        while True:
+            try:
+                item, outcome = self._completions.get(
+                    block=block, timeout=timeout if block else None
+                )
+            except queue.Empty:
+                return
+            block = False
+            if isinstance(outcome, BaseException):
+                log.error(
+                    "worker_crashed", error=repr(outcome), **_log_fields(item.record, item.event)
+                )
+                raise WorkerCrashedError("a worker raised an unclassified exception") from outcome
+            self._finish(item, outcome)
+
+    def _finish(self, item: WorkItem, outcome: Outcome) -> None:
+        following = self._lanes.finish(item.key)
+        state = self._owned.get(item.tp)
+        current = state is not None and state.generation == item.generation
+        fields = _log_fields(item.record, item.event)
+        event_type = str(item.event.meta.type)
+        if current and state is not None:
+            elapsed = self._clock() - item.started
+            self._metrics.processing_latency.labels(event_type).observe(elapsed)
+            if isinstance(outcome, Applied):
+                state.offsets.done(item.record.offset)
+                self._done_metrics(item, "applied", ",".join(outcome.skipped) or "")
+                log.info(
+                    "event_applied",
+                    commands=outcome.commands,
+                    skipped=list(outcome.skipped),
+                    **fields,
+                )
+            elif isinstance(outcome, Skipped):
+                state.offsets.done(item.record.offset)
+                self._done_metrics(item, "skipped", outcome.reason)
+                self._metrics.skips.labels(outcome.reason).inc()
+                log.info("event_skipped", reason=outcome.reason, detail=outcome.detail, **fields)
+            elif isinstance(outcome, Failed):
+                log.warning(
+                    "event_failed",
+                    stage=outcome.stage,
+                    error_class=outcome.error_class,
+                    reason=outcome.reason,
+                    error=outcome.message,
+                    attempts=outcome.attempts,
+                    **fields,
+                )
+                self._dead_letter(item.record, outcome, state, event_type)
+            else:
+                log.info("event_abandoned", why=outcome.why, **fields)
+        elif not isinstance(outcome, Abandoned):
+            log.info("event_outcome_ignored", why="partition no longer assigned", **fields)
+        if following is not None:
+            if self._stopping:
+                self._lanes.drop_waiting(lambda other: other is following)
+            else:
+                self._start(following)
+
+    def _done_metrics(self, item: WorkItem, outcome: str, reason: str) -> None:
+        event_type = str(item.event.meta.type)
+        self._metrics.events_done.labels(item.record.topic, event_type, outcome, reason).inc()
+        if item.event.meta.time is not None:
+            age = time.time() - item.event.meta.time.timestamp()
+            self._metrics.event_age.labels(event_type).observe(max(0.0, age))
+
+    # ------------------------------------------------------------------ dead letters
+
+    def _dead_letter(
+        self, record: Record, failure: Failed, state: PartitionState, event_type: str
+    ) -> None:
+        generation = state.generation
+        topic = self._sink.topic_for(record.topic)
+        state.dead_letters += 1
+        self._dead_letters_pending += 1
+
+        def delivered(error: KafkaError | None) -> None:
+            self._dead_letters_pending -= 1
+            current = self._owned.get((record.topic, record.partition))
+            if current is not None and current.generation == generation:
+                current.dead_letters -= 1
+            if error is not None:
+                self._metrics.dead_letter_errors.labels(topic).inc()
+                log.error(
+                    "dead_letter_not_written",
+                    error=str(error),
+                    dead_letter_topic=topic,
+                    **_log_fields(record),
+                )
+                self._resend.append((self._clock() + 2.0, record, failure, generation))
+                return
+            if current is None or current.generation != generation:
+                return
+            current.offsets.done(record.offset)
+            self._metrics.dead_letters.labels(
+                record.topic, failure.stage, failure.error_class
+            ).inc()
+            self._metrics.events_done.labels(
+                record.topic, event_type, "dead_lettered", failure.reason
+            ).inc()
+            log.warning(
+                "event_dead_lettered",
+                dead_letter_topic=topic,
+                stage=failure.stage,
+                error_class=failure.error_class,
+                reason=failure.reason,
+                **_log_fields(record),
+            )
+
+        self._sink.send(record, failure, delivered)
+
+    def _resend_dead_letters(self) -> None:
+        if not self._resend:
+            return
+        now = self._clock()
+        due = [entry for entry in self._resend if entry[0] <= now]
+        self._resend = [entry for entry in self._resend if entry[0] > now]
+        for _, record, failure, generation in due:
+            state = self._owned.get((record.topic, record.partition))
+            if state is not None and state.generation == generation:
+                self._dead_letter(record, failure, state, _event_type_of(record))
+
+    # ------------------------------------------------------------------ flow control
+
+    def _block_partition(
+        self, record: Record, state: PartitionState, error: RegistryUnavailableError
+    ) -> None:
+        """Seek back to ``record`` and pause its partition until the registry may be back."""
+        state.offsets.rewind(record.offset)
+        state.blocked_at = record.offset
+        state.block_backoff = min(max(1.0, state.block_backoff * 2), REGISTRY_BACKOFF_MAX)
+        state.blocked_until = self._clock() + state.block_backoff
+        self._consumer.seek(TopicPartition(record.topic, record.partition, record.offset))
+        self._metrics.registry_unavailable.inc()
+        log.warning(
+            "schema_registry_unavailable",
+            error=str(error),
+            retry_in=state.block_backoff,
+            **_log_fields(record),
+        )
+
+    def _reconcile_pauses(self) -> None:
+        buffered = len(self._lanes) + self._dead_letters_pending
+        if buffered >= self._settings.max_buffered:
+            self._pressure = True
+        elif buffered <= self._settings.max_buffered // 2:
+            self._pressure = False
+        now = self._clock()
+        for state in self._owned.values():
+            if state.blocked_at is not None and now >= state.blocked_until:
+                state.blocked_at = None
+        hold_all = self._stopping or self._pressure or self._breakers.holding_back()
+        wanted = {
+            tp for tp, state in self._owned.items() if hold_all or state.blocked_at is not None
+        }
+        pause = wanted - self._paused
+        resume = (self._paused - wanted) & self._owned.keys()
+        if pause:
+            self._consumer.pause([TopicPartition(t, p) for t, p in pause])
+        if resume:
+            self._consumer.resume([TopicPartition(t, p) for t, p in resume])
+        if pause or resume:
+            log.debug(
+                "partitions_paused", paused=len(wanted), pressure=self._pressure, buffered=buffered
+            )
+        self._paused = wanted
+
+    def _idle_for_long_enough(self) -> bool:
+        if self._stop_when_idle is None:
+            return False
+        idle = (
+            bool(self._owned)
+            and all(state.eof and state.blocked_at is None for state in self._owned.values())
+            and len(self._lanes) == 0
+            and self._dead_letters_pending == 0
+            and not self._resend
+        )
+        now = self._clock()
+        if not idle:
+            self._idle_since = None
+            return False
+        if self._idle_since is None:
+            self._idle_since = now
+        return now - self._idle_since >= self._stop_when_idle
+
+    def _update_gauges(self) -> None:
+        self._metrics.in_flight.set(self._lanes.running)
+        self._metrics.buffered.set(len(self._lanes) + self._dead_letters_pending)
+        self._metrics.paused_partitions.set(len(self._paused))
+        self._metrics.assigned_partitions.set(len(self._owned))
+
+    # ------------------------------------------------------------------ commits
+
+    def _commit(self, *, asynchronous: bool, only: Iterable[TP] | None = None) -> None:
+        self._last_commit = self._clock()
+        if not self._commit_enabled:
+            return
+        chosen = set(only) if only is not None else set(self._owned)
+        offsets: list[TopicPartition] = []
+        for tp in chosen:
+            state = self._owned.get(tp)
+            offset = state.offsets.to_commit() if state is not None else None
+            if state is not None and offset is not None:
+                offsets.append(TopicPartition(tp[0], tp[1], offset))
+                state.offsets.committed = offset
+        if not offsets:
+            return
+        try:
+            if asynchronous:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as error:
+            for failed in offsets:
+                state = self._owned.get((failed.topic, failed.partition))
+                if state is not None:
+                    state.offsets.committed = None  # try again next time
+            log.warning("commit_failed", error=str(error), partitions=len(offsets))
+            return
+        self._metrics.last_commit.set(time.time())
+        self._update_lag(offsets)
+
+    def _update_lag(self, offsets: Iterable[TopicPartition]) -> None:
+        for tp in offsets:
+            try:
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high >= 0:
+                self._metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
+
+    # ------------------------------------------------------------------ rebalancing
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._generation += 1
+            self._owned[(tp.topic, tp.partition)] = PartitionState(generation=self._generation)
+        self._health.ready = True
+        log.info(
+            "partitions_assigned", partitions=[f"{tp.topic}:{tp.partition}" for tp in partitions]
+        )
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._release(partitions, commit=True)
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._release(partitions, commit=False)
+
+    def _release(self, partitions: list[TopicPartition], *, commit: bool) -> None:
+        """Stop work on ``partitions``; drain and commit them (revoke) or just drop them (lost)."""
+        tps = {(tp.topic, tp.partition) for tp in partitions} & self._owned.keys()
+        if not tps:
+            return
+        self._lanes.drop_waiting(lambda item: item.tp in tps)
+        for head in self._lanes.heads():
+            if head.tp in tps:
+                head.cancelled.set()
+        if commit:
+            self._drain(
+                lambda: (
+                    any(head.tp in tps for head in self._lanes.heads())
+                    or any(self._owned[tp].dead_letters for tp in tps)
+                ),
+                self._settings.revoke_timeout_seconds,
+            )
+            self._commit(asynchronous=False, only=tps)
+        for tp in tps:
+            self._owned.pop(tp, None)
+            self._paused.discard(tp)
+            with contextlib.suppress(KeyError):  # no lag sample yet
+                self._metrics.lag.remove(tp[0], str(tp[1]))
+        log.info(
+            "partitions_released", partitions=sorted(f"{t}:{p}" for t, p in tps), committed=commit
+        )
+
+    def _drain(self, busy: Callable[[], bool], timeout: float) -> bool:
+        """Serve outcomes and delivery reports until ``busy()`` is false or ``timeout`` passes."""
+        deadline = self._clock() + timeout
+        while busy():
+            if self._clock() >= deadline:
+                return False
+            self._collect_outcomes(timeout=0.05)
+            self._sink.poll(0)
+            self._health.beat()
+        return True
+
+    # ------------------------------------------------------------------ shutdown
+
+    def _shutdown(self) -> None:
+        self._stopping = True
+        try:
+            self._lanes.drop_waiting(lambda _item: True)
+            self._reconcile_pauses()
+            for head in self._lanes.heads():
+                head.cancelled.set()
+            drained = self._drain(
+                lambda: self._lanes.running > 0 or self._dead_letters_pending > 0,
+                self._settings.drain_timeout_seconds,
+            )
+            self._sink.flush(max(1.0, self._settings.drain_timeout_seconds / 5))
+            self._sink.poll(0)
+            self._commit(asynchronous=False)
+            log.info("engine_drained", complete=drained, abandoned=self._lanes.running)
+        finally:
+            self._health.ready = False
+            self._consumer.close()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            log.info("engine_stopped")

@@ -1,0 +1,294 @@
+"""From Kafka bytes to typed events, exactly as ``edx-event-bus-kafka`` writes them.
+
+A broker message becomes a frozen ``Record`` at the edge; ``Decoder.decode`` turns a record
+into an ``events.Event`` or raises one ``DecodeError`` subclass naming the reason:
+
+1. route by the ``ce_type`` header (exactly once, one of ``EventType``) and require ``ce_id``;
+2. Confluent framing: magic byte ``0``, a 4-byte big-endian schema id, the Avro body;
+3. the writer schema by id from the registry, parsed once per id and cached; without a
+   registry the local reader schema stands in for the writer (see ``LocalWriterSchemas``);
+4. fastavro resolves writer against the reader schema in ``schemas/``, so a producer that
+   adds or drops a defaulted field still decodes; every byte of the body must be consumed.
+
+Registry and fastavro exceptions are translated here, once: a schema id the registry does
+not know is poison (``UnknownSchemaError``), a registry that cannot be reached is not
+(``RegistryUnavailableError``: the engine waits and decodes the record again).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol
+
+import fastavro
+from confluent_kafka import Message
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+from consumer.errors import (
+    AvroDecodeError,
+    FramingError,
+    HeaderError,
+    InvalidEventError,
+    RegistryUnavailableError,
+    UnknownEventTypeError,
+    UnknownSchemaError,
+)
+from consumer.events import Event, EventMeta, EventType, build_event, parse_time
+
+try:  # the registry client talks through httpx2 when installed, else httpx
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - depends on what confluent-kafka pulled in
+    import httpx  # type: ignore[no-redef,import-not-found,unused-ignore]
+
+Headers = tuple[tuple[str, bytes], ...]
+ParsedSchema = Any  # what fastavro.parse_schema returns (untyped in fastavro)
+
+MAGIC_BYTE = 0
+FRAME_HEADER_SIZE = 5
+
+
+def _as_bytes(value: str | bytes | None) -> bytes | None:
+    """confluent-kafka types keys, values and headers as ``str | bytes``; the wire is bytes."""
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A consumed Kafka message as a plain value: what the engine moves around."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+    timestamp_ms: int | None = None
+
+    @classmethod
+    def from_message(cls, message: Message) -> Record:
+        """Copy a confluent-kafka message (which must not be an error event) into a value."""
+        topic = message.topic()
+        partition = message.partition()
+        offset = message.offset()
+        assert topic is not None
+        assert partition is not None
+        assert offset is not None
+        kind, timestamp = message.timestamp()
+        raw_headers = message.headers() or []
+        pairs = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
+        return cls(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=_as_bytes(message.key()),
+            value=_as_bytes(message.value()),
+            headers=tuple((name, _as_bytes(value) or b"") for name, value in pairs),
+            timestamp_ms=timestamp if kind != 0 else None,  # 0: TIMESTAMP_NOT_AVAILABLE
+        )
+
+    def header(self, name: str) -> list[bytes]:
+        """Every value of header ``name``, in order (Kafka headers may repeat)."""
+        return [value for key, value in self.headers if key == name]
+
+
+# ---------------------------------------------------------------------------- schemas
+
+
+def load_reader_schemas() -> dict[EventType, ParsedSchema]:
+    """Parse the packaged ``schemas/*.avsc`` of the consumed event types, once."""
+    folder = resources.files("consumer") / "schemas"
+    return {
+        event_type: fastavro.parse_schema(json.loads((folder / f"{event_type}.avsc").read_text()))
+        for event_type in EventType
+    }
+
+
+class WriterSchemas(Protocol):
+    """Where writer schemas come from, by Confluent schema id."""
+
+    def get(self, schema_id: int) -> ParsedSchema | None:
+        """The parsed writer schema, or None to decode with the reader schema alone.
+
+        Raises ``UnknownSchemaError`` or ``RegistryUnavailableError``.
+        """
+
+
+class LocalWriterSchemas:
+    """No registry: assume every writer schema is the local reader schema.
+
+    The limit, documented in the README: a producer on a different schema version (an
+    added or removed field) yields ``AvroDecodeError`` instead of a resolved record.
+    """
+
+    def get(self, schema_id: int) -> ParsedSchema | None:  # noqa: ARG002 - the protocol's
+        """Always None: the reader schema decodes alone."""
+        return None
+
+
+class RegistryWriterSchemas:
+    """Writer schemas fetched from a Confluent-compatible registry, parsed once per id.
+
+    Thread-safe; a registry lookup happens once per schema id for the life of the worker.
+    """
+
+    def __init__(self, client: SchemaRegistryClient) -> None:
+        self._client = client
+        self._parsed: dict[int, ParsedSchema] = {}
+        self._lock = threading.Lock()
+
+    def get(self, schema_id: int) -> ParsedSchema:
+        """Return the parsed writer schema for ``schema_id``."""
+        parsed = self._parsed.get(schema_id)
+        if parsed is not None:
+            return parsed
+        with self._lock:
+            if schema_id not in self._parsed:
+                self._parsed[schema_id] = self._fetch(schema_id)
+            return self._parsed[schema_id]
+
+    def _fetch(self, schema_id: int) -> ParsedSchema:
+        try:
+            schema = self._client.get_schema(schema_id)
+        except SchemaRegistryError as error:
+            if error.http_status_code == 404:
+                raise UnknownSchemaError(f"schema id {schema_id} is not in the registry") from None
+            raise RegistryUnavailableError(
+                f"schema registry answered {error.http_status_code} for schema id {schema_id}",
+                service="schema_registry",
+                status=error.http_status_code,
+            ) from None
+        except httpx.TransportError as error:
+            raise RegistryUnavailableError(
+                f"schema registry unreachable: {type(error).__name__}", service="schema_registry"
+            ) from None
+        if schema.schema_type not in (None, "AVRO"):
+            raise UnknownSchemaError(f"schema id {schema_id} is {schema.schema_type}, not Avro")
+        try:
+            return fastavro.parse_schema(json.loads(schema.schema_str or ""))
+        except (ValueError, fastavro.schema.SchemaParseException) as error:
+            raise UnknownSchemaError(
+                f"schema id {schema_id} is not a valid Avro schema: {error}"
+            ) from None
+
+
+def registry_client(
+    url: str, *, api_key: str | None = None, api_secret: str | None = None
+) -> SchemaRegistryClient:
+    """A registry client with bounded retries, so a registry outage surfaces quickly."""
+    conf: dict[str, Any] = {"url": url, "timeout": 10, "max.retries": 2}
+    if api_key:
+        conf["basic.auth.user.info"] = f"{api_key}:{api_secret or ''}"
+    return SchemaRegistryClient(conf)
+
+
+# ---------------------------------------------------------------------------- decoding
+
+
+def _single_header(record: Record, name: str) -> str:
+    values = record.header(name)
+    if not values:
+        raise HeaderError(f"header {name} is missing", reason=f"missing_{name}")
+    if len(values) > 1:
+        raise HeaderError(f"header {name} appears {len(values)} times", reason=f"duplicate_{name}")
+    try:
+        text = values[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise HeaderError(f"header {name} is not UTF-8", reason=f"bad_{name}") from None
+    if not text:
+        raise HeaderError(f"header {name} is empty", reason=f"missing_{name}")
+    return text
+
+
+def _optional_header(record: Record, name: str) -> str:
+    values = record.header(name)
+    return values[0].decode("utf-8", errors="replace") if values else ""
+
+
+def event_meta(record: Record) -> EventMeta:
+    """Read and check the CloudEvent headers: ``ce_type`` exactly once and known, ``ce_id``."""
+    type_name = _single_header(record, "ce_type")
+    try:
+        event_type = EventType(type_name)
+    except ValueError:
+        raise UnknownEventTypeError(f"ce_type {type_name!r} is not consumed here") from None
+    event_id = _single_header(record, "ce_id")
+    time_text = _optional_header(record, "ce_time")
+    try:
+        time = parse_time(time_text, what="ce_time") if time_text else None
+    except InvalidEventError:
+        time = None  # metadata only (event age); a bad ce_time does not poison the event
+    return EventMeta(
+        id=event_id, type=event_type, source=_optional_header(record, "ce_source"), time=time
+    )
+
+
+def split_frame(value: bytes | None) -> tuple[int, bytes]:
+    """Split a Confluent-framed value into (schema id, Avro body)."""
+    if not value:
+        raise FramingError("value is empty", reason="empty_value")
+    if len(value) < FRAME_HEADER_SIZE:
+        raise FramingError(f"value has {len(value)} bytes, fewer than the 5-byte frame header")
+    if value[0] != MAGIC_BYTE:
+        raise FramingError(f"magic byte is {value[0]}, not 0", reason="bad_magic_byte")
+    return int.from_bytes(value[1:FRAME_HEADER_SIZE], "big"), value[FRAME_HEADER_SIZE:]
+
+
+# fastavro raises a zoo of exception types on bad input; these are the ones seen for
+# truncated, garbage and schema-incompatible bodies (tests/unit/test_wire.py feeds each).
+_AVRO_ERRORS = (
+    EOFError,
+    ValueError,  # includes UnicodeDecodeError
+    IndexError,
+    KeyError,
+    TypeError,
+    OverflowError,
+    fastavro.read.SchemaResolutionError,
+)
+
+
+class Decoder:
+    """Decodes records into events; built once at start-up, used from the poll thread."""
+
+    def __init__(
+        self, writer_schemas: WriterSchemas, reader_schemas: Mapping[EventType, ParsedSchema]
+    ) -> None:
+        self._writers = writer_schemas
+        self._readers = reader_schemas
+
+    def decode(self, record: Record) -> Event:
+        """Return the typed event of ``record``.
+
+        Raises a ``DecodeError`` subclass for poison input and ``RegistryUnavailableError``
+        when the writer schema cannot be fetched now.
+        """
+        meta = event_meta(record)
+        data = self.decode_value(record.value, meta.type)
+        return build_event(meta, data)
+
+    def decode_value(self, value: bytes | None, event_type: EventType) -> Mapping[str, Any]:
+        """Decode a framed Avro value into the reader schema's dict for ``event_type``."""
+        schema_id, body = split_frame(value)
+        reader = self._readers[event_type]
+        writer = self._writers.get(schema_id)
+        stream = io.BytesIO(body)
+        try:
+            data = fastavro.schemaless_reader(stream, writer or reader, reader)
+        except _AVRO_ERRORS as error:
+            raise AvroDecodeError(
+                f"Avro body does not decode with schema id {schema_id}: "
+                f"{type(error).__name__}: {str(error)[:200]}"
+            ) from None
+        if stream.tell() != len(body):
+            raise AvroDecodeError(
+                f"{len(body) - stream.tell()} trailing bytes after the Avro record",
+                reason="trailing_bytes",
+            )
+        if not isinstance(data, Mapping):
+            raise AvroDecodeError("Avro body is not a record")
+        return data
