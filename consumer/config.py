@@ -16,6 +16,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from consumer.errors import ConfigError
+from consumer.handlers import Policy
+from consumer.rules import ALL_PROGRAMS, ProgramExclusion
+from consumer.services.settings import ServiceSettings
 
 T = TypeVar("T")
 
@@ -197,12 +200,17 @@ class EngineSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
-    """Everything the worker needs, validated."""
+    """Everything the worker needs, validated.
+
+    ``services`` is None in dry-run: nothing is called, so nothing need be configured.
+    """
 
     kafka: KafkaSettings
-    engine: EngineSettings = EngineSettings()
-    retry: RetrySettings = RetrySettings()
-    circuit: CircuitSettings = CircuitSettings()
+    policy: Policy = field(default_factory=Policy)
+    services: ServiceSettings | None = None
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    circuit: CircuitSettings = field(default_factory=CircuitSettings)
     dry_run: bool = False
     dry_run_output: str | None = None
     metrics_port: int = 9100
@@ -212,11 +220,13 @@ class Settings:
     def describe(self) -> list[tuple[str, str]]:
         """(name, value) rows for ``check`` and the start-up log; secrets masked."""
         rows: list[tuple[str, str]] = []
-        for section in (self.kafka, self.engine, self.retry, self.circuit):
+        for section in (self.kafka, self.engine, self.retry, self.circuit, self.policy):
             for name in section.__dataclass_fields__:
                 value = getattr(section, name)
                 secret = "secret" in name and value
                 rows.append((name, "***" if secret else str(value)))
+        if self.services is not None:
+            rows += self.services.describe()
         rows += [
             ("dry_run", str(self.dry_run)),
             ("metrics_port", str(self.metrics_port)),
@@ -224,6 +234,49 @@ class Settings:
             ("log_level", self.log_level),
         ]
         return rows
+
+
+def _programs_without_certificates(env: Mapping[str, str]) -> ProgramExclusion:
+    values = _list(env, "PROGRAMS_WITHOUT_CERTIFICATES")
+    if any(value.upper() == ALL_PROGRAMS for value in values):
+        return ALL_PROGRAMS
+    return frozenset(values)
+
+
+def _policy(env: Mapping[str, str], *, programs_enabled: bool) -> Policy:
+    return Policy(
+        honor_certificates_enabled=not _bool(env, "DISABLE_HONOR_CERTIFICATES", default=False),
+        learner_records_disabled_orgs=frozenset(_list(env, "LEARNER_RECORDS_DISABLED_ORGS")),
+        programs_without_certificates=_programs_without_certificates(env),
+        sync_course_certificates=_bool(env, "CONSUMER_SYNC_COURSE_CERTIFICATES", default=True),
+        programs_enabled=programs_enabled,
+    )
+
+
+def _services(env: Mapping[str, str], *, pool_size: int) -> ServiceSettings:
+    oauth_key, oauth_secret = _pair(
+        env, "BACKEND_SERVICE_EDX_OAUTH2_KEY", "BACKEND_SERVICE_EDX_OAUTH2_SECRET"
+    )
+    if not oauth_key:
+        raise ConfigError(
+            "BACKEND_SERVICE_EDX_OAUTH2_KEY", "is required (unless CONSUMER_DRY_RUN=true)"
+        )
+    return ServiceSettings(
+        oauth_url=_url(env, "BACKEND_SERVICE_EDX_OAUTH2_PROVIDER_URL", required=True) or "",
+        oauth_client_id=oauth_key,
+        oauth_client_secret=oauth_secret or "",
+        credentials_url=_url(env, "CREDENTIALS_INTERNAL_SERVICE_URL", required=True) or "",
+        lms_url=_url(env, "LMS_ROOT_URL", required=True) or "",
+        studio_url=_url(env, "CMS_ROOT_URL", required=False),
+        discovery_url=_url(env, "COURSE_CATALOG_API_URL", required=False),
+        connect_timeout=_seconds(env, "CONSUMER_HTTP_CONNECT_TIMEOUT", 3.05, minimum=0.01),
+        read_timeout=_seconds(env, "CONSUMER_HTTP_READ_TIMEOUT", 20.0, minimum=0.01),
+        pool_size=pool_size,
+        program_cache_ttl=_seconds(env, "CONSUMER_PROGRAM_CACHE_TTL_SECONDS", 300.0, minimum=1.0),
+        completion_source=_choice(  # type: ignore[arg-type]
+            env, "CONSUMER_COMPLETION_SOURCE", "credentials", ("credentials", "lms")
+        ),
+    )
 
 
 def load(env: Mapping[str, str]) -> Settings:
@@ -273,12 +326,17 @@ def load(env: Mapping[str, str]) -> Settings:
         open_seconds=_seconds(env, "CONSUMER_CIRCUIT_OPEN_SECONDS", 5.0, minimum=0.1),
         max_open_seconds=_seconds(env, "CONSUMER_CIRCUIT_MAX_OPEN_SECONDS", 60.0, minimum=0.1),
     )
+    dry_run = _bool(env, "CONSUMER_DRY_RUN", default=False)
+    services = None if dry_run else _services(env, pool_size=max_in_flight)
+    discovery_configured = bool(_text(env, "COURSE_CATALOG_API_URL"))
     return Settings(
         kafka=kafka,
+        policy=_policy(env, programs_enabled=discovery_configured),
+        services=services,
         engine=engine,
         retry=retry,
         circuit=circuit,
-        dry_run=_bool(env, "CONSUMER_DRY_RUN", default=False),
+        dry_run=dry_run,
         dry_run_output=_text(env, "CONSUMER_DRY_RUN_OUTPUT"),
         metrics_port=_int(env, "CONSUMER_METRICS_PORT", 9100, minimum=0, maximum=65535),
         log_format=_choice(env, "CONSUMER_LOG_FORMAT", "json", ("json", "console")),

@@ -102,6 +102,16 @@ def consumer_config(kafka: KafkaSettings, *, group_id: str) -> dict[str, Any]:
     }
 
 
+@dataclass(slots=True)
+class Tally:
+    """Events finished by this engine, by outcome (for ``dlq redrive``'s summary and tests)."""
+
+    applied: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    held: int = 0  # failed with no sink: left uncommitted (redrive)
+
+
 @dataclass(eq=False, slots=True)
 class WorkItem:
     """A decoded event on its way through a lane."""
@@ -162,7 +172,7 @@ class Engine:
         topics: Sequence[str],
         decoder: Decoder,
         processor: Processor,
-        sink: FailureSink,
+        sink: FailureSink | None,
         settings: EngineSettings,
         metrics: Metrics,
         health: Health | None = None,
@@ -200,6 +210,7 @@ class Engine:
         self._last_commit = clock()
         self._idle_since: float | None = None
         self._warned_topics: set[str] = set()
+        self.tally = Tally()
 
     # ------------------------------------------------------------------ public
 
@@ -227,7 +238,7 @@ class Engine:
     def _turn(self) -> None:
         self._health.beat()
         self._collect_outcomes()
-        self._sink.poll(0)
+        self._poll_sink()
         self._resend_dead_letters()
         self._reconcile_pauses()
         if self._clock() - self._last_commit >= self._settings.commit_interval_seconds:
@@ -348,6 +359,7 @@ class Engine:
             self._metrics.processing_latency.labels(event_type).observe(elapsed)
             if isinstance(outcome, Applied):
                 state.offsets.done(item.record.offset)
+                self.tally.applied += 1
                 self._done_metrics(item, "applied", ",".join(outcome.skipped) or "")
                 log.info(
                     "event_applied",
@@ -357,6 +369,7 @@ class Engine:
                 )
             elif isinstance(outcome, Skipped):
                 state.offsets.done(item.record.offset)
+                self.tally.skipped += 1
                 self._done_metrics(item, "skipped", outcome.reason)
                 self._metrics.skips.labels(outcome.reason).inc()
                 log.info("event_skipped", reason=outcome.reason, detail=outcome.detail, **fields)
@@ -390,9 +403,24 @@ class Engine:
 
     # ------------------------------------------------------------------ dead letters
 
+    def _poll_sink(self) -> None:
+        if self._sink is not None:
+            self._sink.poll(0)
+
     def _dead_letter(
         self, record: Record, failure: Failed, state: PartitionState, event_type: str
     ) -> None:
+        if self._sink is None:  # hold: the offset stays uncommitted, the record is kept
+            self.tally.held += 1
+            log.warning(
+                "event_held",
+                stage=failure.stage,
+                error_class=failure.error_class,
+                reason=failure.reason,
+                error=failure.message,
+                **_log_fields(record),
+            )
+            return
         generation = state.generation
         topic = self._sink.topic_for(record.topic)
         state.dead_letters += 1
@@ -416,6 +444,7 @@ class Engine:
             if current is None or current.generation != generation:
                 return
             current.offsets.done(record.offset)
+            self.tally.dead_lettered += 1
             self._metrics.dead_letters.labels(
                 record.topic, failure.stage, failure.error_class
             ).inc()
@@ -604,7 +633,7 @@ class Engine:
             if self._clock() >= deadline:
                 return False
             self._collect_outcomes(timeout=0.05)
-            self._sink.poll(0)
+            self._poll_sink()
             self._health.beat()
         return True
 
@@ -621,8 +650,9 @@ class Engine:
                 lambda: self._lanes.running > 0 or self._dead_letters_pending > 0,
                 self._settings.drain_timeout_seconds,
             )
-            self._sink.flush(max(1.0, self._settings.drain_timeout_seconds / 5))
-            self._sink.poll(0)
+            if self._sink is not None:
+                self._sink.flush(max(1.0, self._settings.drain_timeout_seconds / 5))
+            self._poll_sink()
             self._commit(asynchronous=False)
             log.info("engine_drained", complete=drained, abandoned=self._lanes.running)
         finally:

@@ -138,7 +138,7 @@ class RegistryWriterSchemas:
     """
 
     def __init__(self, client: SchemaRegistryClient) -> None:
-        self._client = client
+        self.client = client
         self._parsed: dict[int, ParsedSchema] = {}
         self._lock = threading.Lock()
 
@@ -154,7 +154,7 @@ class RegistryWriterSchemas:
 
     def _fetch(self, schema_id: int) -> ParsedSchema:
         try:
-            schema = self._client.get_schema(schema_id)
+            schema = self.client.get_schema(schema_id)
         except SchemaRegistryError as error:
             if error.http_status_code == 404:
                 raise UnknownSchemaError(f"schema id {schema_id} is not in the registry") from None

@@ -70,7 +70,7 @@ def test_certificate_events_decode_field_by_field(
     status: str,
     previous: str,
 ) -> None:
-    """A certificate event published by edx-event-bus-kafka decodes into the typed event, every field."""
+    """A certificate event published by edx-event-bus-kafka decodes field by field."""
     data = certificate_data(
         user_id=4242,
         username="ada",
@@ -144,7 +144,7 @@ def test_without_a_registry_the_local_schemas_decode_lms_records(
 
 
 def _evolved_writer_schema() -> dict[str, Any]:
-    """The created-event schema as a newer openedx-events might write it: one more defaulted field."""
+    """The created-event schema as a newer producer might write it: one more defaulted field."""
     path = Path(consumer.__file__).parent / "schemas" / f"{EventType.CERTIFICATE_CREATED}.avsc"
     schema: dict[str, Any] = json.loads(path.read_text())
     certificate = schema["fields"][0]["type"]
@@ -252,7 +252,7 @@ EXPECTED = {
 def test_poison_on_a_real_topic_raises_a_typed_error_naming_the_reason(
     stack: Stack, good: Record, decoder: Decoder, kind: str
 ) -> None:
-    """Each kind of poison record, read back from the broker, raises its own DecodeError and reason."""
+    """Each kind of poison record, read back from the broker, raises its own error and reason."""
     poison_topic = stack.create_topic(f"{good.topic}-poison-{kind}", partitions=1)
     value, headers = _poison_variants(good)[kind]
     produce_raw(stack.bootstrap_servers, poison_topic, value, headers=headers)
