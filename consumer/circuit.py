@@ -60,7 +60,7 @@ class CircuitBreaker:
         self._failures: list[tuple[str, bool]] = []  # consecutive (request id, outage?)
         self._open_for = open_seconds
         self._opened_at = 0.0
-        self._probe_in_flight = False
+        self._probe: tuple[str, float] | None = None  # (request id, sent at) in half-open
         self._waiters = 0
         self._changed = threading.Condition()
 
@@ -74,40 +74,49 @@ class CircuitBreaker:
         """True when requests flow freely."""
         return self._state is State.CLOSED
 
-    def before_request(self) -> None:
+    def before_request(self, request_id: str) -> None:
         """Let a request go, or raise ``CircuitOpenError`` (nothing was sent)."""
         with self._changed:
             if self._state is State.CLOSED:
                 return
             if self._state is State.OPEN and self._clock() - self._opened_at >= self._open_for:
                 self._set(State.HALF_OPEN)
-            if self._state is State.HALF_OPEN and not self._probe_in_flight:
-                self._probe_in_flight = True
+            if self._state is State.HALF_OPEN and self._probe_slot_free():
+                self._probe = (request_id, self._clock())
                 return
             raise CircuitOpenError(f"circuit of {self.service} is open", service=self.service)
+
+    def _probe_slot_free(self) -> bool:
+        """No probe in flight, or the last one never reported back (its caller died)."""
+        return self._probe is None or self._clock() - self._probe[1] > self._max_open
 
     def record_success(self) -> None:
         """A request got an answer that shows the service is up (2xx, or a 4xx verdict)."""
         with self._changed:
             self._failures.clear()
-            self._probe_in_flight = False
+            self._probe = None
             if self._state is not State.CLOSED:
                 self._open_for = self._base_open
                 self._set(State.CLOSED)
 
     def record_failure(self, request_id: str, *, outage: bool) -> None:
-        """A request failed in a retryable way; open the circuit if the failures are systemic."""
+        """A request failed in a retryable way; open the circuit if the failures are systemic.
+
+        In half-open only the probe's own failure counts: a request sent before the circuit
+        opened may fail late, and must not re-open it (or free the probe slot).
+        """
         with self._changed:
-            if self._state is State.HALF_OPEN and self._probe_in_flight:
-                self._probe_in_flight = False
-                self._open_for = min(self._open_for * 2, self._max_open)
-                self._open()
+            if self._state is State.HALF_OPEN:
+                if self._probe is not None and self._probe[0] == request_id:
+                    self._probe = None
+                    self._open_for = min(self._open_for * 2, self._max_open)
+                    self._open()
                 return
             if self._state is not State.CLOSED:
                 return
             self._failures.append((request_id, outage))
             del self._failures[: -self._threshold]
-            if len(self._failures) >= self._threshold and _systemic(self._failures):
+            if len(self._failures) >= self._threshold and self._systemic():
                 self._open()
 
     def wait(self, cancelled: threading.Event, *, poll_seconds: float = 0.5) -> None:
@@ -128,7 +137,7 @@ class CircuitBreaker:
                         if remaining <= 0:
                             return
                         timeout = min(poll_seconds, remaining)
-                    elif not self._probe_in_flight:
+                    elif self._probe_slot_free():
                         return
                     self._changed.wait(timeout=timeout)
         finally:
@@ -144,6 +153,11 @@ class CircuitBreaker:
         """
         return self._state is not State.CLOSED and self._waiters > 0
 
+    def _systemic(self) -> bool:
+        """All outage-class, or spread over distinct events (two, or one when threshold is 1)."""
+        distinct = len({request_id for request_id, _ in self._failures})
+        return all(outage for _, outage in self._failures) or distinct >= min(2, self._threshold)
+
     def _open(self) -> None:
         self._opened_at = self._clock()
         self._failures.clear()
@@ -154,11 +168,6 @@ class CircuitBreaker:
         self._changed.notify_all()
         if self._on_change is not None:
             self._on_change(self.service, state)
-
-
-def _systemic(failures: Iterable[tuple[str, bool]]) -> bool:
-    failures = list(failures)
-    return all(outage for _, outage in failures) or len({rid for rid, _ in failures}) >= 2
 
 
 class Breakers:

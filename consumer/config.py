@@ -10,6 +10,7 @@ Secrets are ``repr=False`` and ``describe()`` masks them.
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -69,6 +70,8 @@ def _number(
         number = parse(value)
     except ValueError:
         raise ConfigError(name, f"must be a number, not {value!r}") from None
+    if not math.isfinite(float(number)):  # type: ignore[arg-type]
+        raise ConfigError(name, f"must be a finite number, not {value!r}")
     if not minimum <= float(number) <= maximum:  # type: ignore[arg-type]
         bounds = (
             f"at least {minimum}" if maximum == math.inf else f"between {minimum} and {maximum}"
@@ -87,8 +90,16 @@ def _seconds(env: Mapping[str, str], name: str, default: float, *, minimum: floa
     return _number(env, name, default, float, minimum=minimum)
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+def _choice(
+    env: Mapping[str, str],
+    name: str,
+    default: str,
+    choices: tuple[str, ...],
+    *,
+    upper: bool = False,
+) -> str:
     value = _text(env, name, default) or default
+    value = value.upper() if upper else value
     if value not in choices:
         raise ConfigError(name, f"must be one of {', '.join(choices)}, not {value!r}")
     return value
@@ -119,6 +130,16 @@ def _pair(env: Mapping[str, str], key_name: str, secret_name: str) -> tuple[str 
         missing = secret_name if key else key_name
         raise ConfigError(missing, f"must be set together with {key_name if key else secret_name}")
     return key, secret
+
+
+def _without_userinfo(url: str) -> str:
+    """Mask ``user:password@`` in a URL (a registry URL may carry its credentials)."""
+    parsed = urlparse(url)
+    if not parsed.password and not parsed.username:
+        return url
+    return parsed._replace(
+        netloc=f"***@{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
+    ).geturl()
 
 
 # ---------------------------------------------------------------------------- settings
@@ -224,7 +245,8 @@ class Settings:
             for name in section.__dataclass_fields__:
                 value = getattr(section, name)
                 secret = "secret" in name and value
-                rows.append((name, "***" if secret else str(value)))
+                shown = "***" if secret else str(value)
+                rows.append((name, _without_userinfo(shown) if name.endswith("_url") else shown))
         if self.services is not None:
             rows += self.services.describe()
         rows += [
@@ -236,10 +258,33 @@ class Settings:
         return rows
 
 
+def _checked_retry(retry: RetrySettings) -> RetrySettings:
+    if retry.max_backoff_seconds < retry.initial_seconds:
+        raise ConfigError(
+            "CONSUMER_RETRY_MAX_BACKOFF_SECONDS", "must not be below CONSUMER_RETRY_INITIAL_SECONDS"
+        )
+    return retry
+
+
+def _checked_circuit(circuit: CircuitSettings) -> CircuitSettings:
+    if circuit.max_open_seconds < circuit.open_seconds:
+        raise ConfigError(
+            "CONSUMER_CIRCUIT_MAX_OPEN_SECONDS", "must not be below CONSUMER_CIRCUIT_OPEN_SECONDS"
+        )
+    return circuit
+
+
 def _programs_without_certificates(env: Mapping[str, str]) -> ProgramExclusion:
     values = _list(env, "PROGRAMS_WITHOUT_CERTIFICATES")
     if any(value.upper() == ALL_PROGRAMS for value in values):
         return ALL_PROGRAMS
+    for value in values:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            raise ConfigError(
+                "PROGRAMS_WITHOUT_CERTIFICATES", f"{value!r} is neither a program UUID nor ALL"
+            ) from None
     return frozenset(values)
 
 
@@ -315,16 +360,22 @@ def load(env: Mapping[str, str]) -> Settings:
         drain_timeout_seconds=_seconds(env, "CONSUMER_DRAIN_TIMEOUT_SECONDS", 25.0),
         revoke_timeout_seconds=_seconds(env, "CONSUMER_REVOKE_TIMEOUT_SECONDS", 15.0),
     )
-    retry = RetrySettings(
-        max_attempts=_int(env, "CONSUMER_RETRY_MAX_ATTEMPTS", 6, minimum=1),
-        max_seconds=_seconds(env, "CONSUMER_RETRY_MAX_SECONDS", 300.0, minimum=1.0),
-        initial_seconds=_seconds(env, "CONSUMER_RETRY_INITIAL_SECONDS", 0.5, minimum=0.01),
-        max_backoff_seconds=_seconds(env, "CONSUMER_RETRY_MAX_BACKOFF_SECONDS", 30.0, minimum=0.01),
+    retry = _checked_retry(
+        RetrySettings(
+            max_attempts=_int(env, "CONSUMER_RETRY_MAX_ATTEMPTS", 6, minimum=1),
+            max_seconds=_seconds(env, "CONSUMER_RETRY_MAX_SECONDS", 300.0, minimum=1.0),
+            initial_seconds=_seconds(env, "CONSUMER_RETRY_INITIAL_SECONDS", 0.5, minimum=0.01),
+            max_backoff_seconds=_seconds(
+                env, "CONSUMER_RETRY_MAX_BACKOFF_SECONDS", 30.0, minimum=0.01
+            ),
+        )
     )
-    circuit = CircuitSettings(
-        failure_threshold=_int(env, "CONSUMER_CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1),
-        open_seconds=_seconds(env, "CONSUMER_CIRCUIT_OPEN_SECONDS", 5.0, minimum=0.1),
-        max_open_seconds=_seconds(env, "CONSUMER_CIRCUIT_MAX_OPEN_SECONDS", 60.0, minimum=0.1),
+    circuit = _checked_circuit(
+        CircuitSettings(
+            failure_threshold=_int(env, "CONSUMER_CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1),
+            open_seconds=_seconds(env, "CONSUMER_CIRCUIT_OPEN_SECONDS", 5.0, minimum=0.1),
+            max_open_seconds=_seconds(env, "CONSUMER_CIRCUIT_MAX_OPEN_SECONDS", 60.0, minimum=0.1),
+        )
     )
     dry_run = _bool(env, "CONSUMER_DRY_RUN", default=False)
     services = None if dry_run else _services(env, pool_size=max_in_flight)
@@ -340,5 +391,5 @@ def load(env: Mapping[str, str]) -> Settings:
         dry_run_output=_text(env, "CONSUMER_DRY_RUN_OUTPUT"),
         metrics_port=_int(env, "CONSUMER_METRICS_PORT", 9100, minimum=0, maximum=65535),
         log_format=_choice(env, "CONSUMER_LOG_FORMAT", "json", ("json", "console")),
-        log_level=_choice(env, "CONSUMER_LOG_LEVEL", "INFO", LOG_LEVELS),
+        log_level=_choice(env, "CONSUMER_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
     )

@@ -58,7 +58,7 @@ class ServiceGuard:
         """Refuse the request (``CircuitOpenError``) while the service's circuit is open."""
         breaker = self._breakers.get(service)
         if breaker is not None:
-            breaker.before_request()
+            breaker.before_request(request_id)
 
     def after(self, record: CallRecord) -> None:
         """Count the request and tell the breaker whether the service looked up."""

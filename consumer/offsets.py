@@ -23,13 +23,18 @@ class PartitionOffsets:
 
     def accept(self, offset: int) -> None:
         """Track a newly consumed offset; offsets arrive in increasing order."""
-        if self._pending and offset <= self._pending[-1]:
-            raise ValueError(f"offset {offset} arrived after {self._pending[-1]}")
+        if self._next is not None and offset < self._next:
+            raise ValueError(f"offset {offset} arrived after {self._next - 1}")
         self._pending.append(offset)
         self._next = offset + 1
 
     def done(self, offset: int) -> None:
-        """Mark ``offset`` as done (applied, skipped or dead-lettered); advance the watermark."""
+        """Mark ``offset`` as done (applied, skipped or dead-lettered); advance the watermark.
+
+        An offset that is not pending (forgotten by ``rewind``, or never accepted) is ignored.
+        """
+        if not self._pending or not self._pending[0] <= offset <= self._pending[-1]:
+            return
         self._done.add(offset)
         while self._pending and self._pending[0] in self._done:
             self._done.discard(self._pending.popleft())

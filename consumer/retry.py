@@ -101,10 +101,14 @@ class Retrier:
                 spent = self.clock() - started - held
                 if attempts >= self.settings.max_attempts or spent >= self.settings.max_seconds:
                     raise RetriesExhausted(error, attempts, first_failure, now_wall) from error
+                remaining = self.settings.max_seconds - spent
+                if error.retry_after is not None and error.retry_after > remaining:
+                    # Asked to wait past the budget: retrying sooner would only be refused.
+                    raise RetriesExhausted(error, attempts, first_failure, now_wall) from error
                 delay = self.jitter(next(waits))
                 if error.retry_after is not None:
                     delay = max(delay, error.retry_after)
-                delay = min(delay, max(0.0, self.settings.max_seconds - spent))
+                delay = min(delay, remaining)
                 if self.on_retry is not None:
                     self.on_retry(error, delay)
                 if self.sleep(cancelled, delay):

@@ -163,14 +163,21 @@ class RegistryWriterSchemas:
                 service="schema_registry",
                 status=error.http_status_code,
             ) from None
-        except httpx.TransportError as error:
+        except (httpx.HTTPError, ValueError) as error:
+            # Unreachable, or an answer that is not the registry's (a proxy's HTML page):
+            # the registry is not usable now; the record is not at fault.
             raise RegistryUnavailableError(
-                f"schema registry unreachable: {type(error).__name__}", service="schema_registry"
+                f"schema registry unusable: {type(error).__name__}", service="schema_registry"
             ) from None
+        if not schema.schema_str:
+            raise RegistryUnavailableError(
+                f"schema registry answered no schema text for id {schema_id}",
+                service="schema_registry",
+            )
         if schema.schema_type not in (None, "AVRO"):
             raise UnknownSchemaError(f"schema id {schema_id} is {schema.schema_type}, not Avro")
         try:
-            return fastavro.parse_schema(json.loads(schema.schema_str or ""))
+            return fastavro.parse_schema(json.loads(schema.schema_str))
         except (ValueError, fastavro.schema.SchemaParseException) as error:
             raise UnknownSchemaError(
                 f"schema id {schema_id} is not a valid Avro schema: {error}"

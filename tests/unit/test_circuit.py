@@ -1,0 +1,467 @@
+"""Circuit breakers: an outage opens the circuit, one poison event does not; probes, waits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from consumer.circuit import Breakers, CircuitBreaker, State
+from consumer.errors import CircuitOpenError
+
+THRESHOLD = 3
+OPEN = 5.0
+MAX_OPEN = 30.0
+JOIN = 10.0  # generous bound on a thread that should already be done; never asserted as time
+EPS = 0.25  # a step that adds up exactly in binary floating point
+
+
+class FakeClock:
+    """A monotonic clock that moves only when a test says so."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_breaker(
+    clock: FakeClock,
+    *,
+    threshold: int = THRESHOLD,
+    changes: list[State] | None = None,
+) -> CircuitBreaker:
+    def on_change(service: str, state: State) -> None:
+        assert service == "credentials"
+        if changes is not None:
+            changes.append(state)
+
+    return CircuitBreaker(
+        "credentials",
+        failure_threshold=threshold,
+        open_seconds=OPEN,
+        max_open_seconds=MAX_OPEN,
+        clock=clock,
+        on_change=on_change,
+    )
+
+
+def open_breaker(breaker: CircuitBreaker) -> None:
+    for _ in range(THRESHOLD):
+        breaker.record_failure("req-1", outage=True)
+    assert breaker.state is State.OPEN
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` until true (a thread reached a point); fail after a generous bound."""
+    for _ in range(5000):
+        if condition():
+            return
+        time.sleep(0.002)
+    pytest.fail("condition never became true")
+
+
+class Waiter:
+    """A thread blocked in ``breaker.wait``; ``returned`` is set when the call returns."""
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.cancelled = threading.Event()
+        self.returned = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(breaker,), daemon=True)
+        self._thread.start()
+
+    def _run(self, breaker: CircuitBreaker) -> None:
+        breaker.wait(self.cancelled, poll_seconds=0.01)
+        self.returned.set()
+
+    def join(self) -> None:
+        self._thread.join(JOIN)
+        assert not self._thread.is_alive()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def waiters() -> Iterator[list[Waiter]]:
+    """Waiter threads started by a test; each is cancelled and joined afterwards."""
+    started: list[Waiter] = []
+    yield started
+    for waiter in started:
+        waiter.cancelled.set()
+        waiter.join()
+
+
+# ---------------------------------------------------------------------------- opening
+
+Step = tuple[str, bool] | None  # (request id, outage?) for a failure; None for a success
+
+
+@pytest.mark.parametrize(
+    ("steps", "state"),
+    [
+        pytest.param([("r1", True)] * 3, State.OPEN, id="N outage failures from one id: opens"),
+        pytest.param([("r1", True)] * 2, State.CLOSED, id="N-1 outage failures: stays closed"),
+        pytest.param(
+            [("r1", True), ("r2", True), ("r3", True)], State.OPEN, id="N outage, N ids: opens"
+        ),
+        pytest.param(
+            [("r1", False)] * 3, State.CLOSED, id="N non-outage from one id (poison): closed"
+        ),
+        pytest.param(
+            [("r1", False)] * 20, State.CLOSED, id="a poison event's many retries: closed"
+        ),
+        pytest.param(
+            [("r1", False), ("r1", False), ("r2", False)], State.OPEN, id="non-outage, 2 ids"
+        ),
+        pytest.param(
+            [("r1", False), ("r2", False), ("r1", False)], State.OPEN, id="non-outage, 2 ids mixed"
+        ),
+        pytest.param(
+            [("r1", True), ("r1", False), ("r1", True)],
+            State.CLOSED,
+            id="one id, outage and non-outage mixed: closed",
+        ),
+        pytest.param(
+            [("r1", True), ("r1", False), ("r2", True)], State.OPEN, id="mixed kinds, 2 ids"
+        ),
+        pytest.param(
+            [("r1", True), ("r1", True), None, ("r1", True), ("r1", True)],
+            State.CLOSED,
+            id="a success resets the count",
+        ),
+        pytest.param(
+            [("r1", False), ("r2", False), None, ("r3", False), ("r3", False)],
+            State.CLOSED,
+            id="a success forgets the earlier distinct ids",
+        ),
+        pytest.param(
+            [("r1", False)] * 5 + [("r2", True)] * 3,
+            State.OPEN,
+            id="poison retries, then an outage: opens",
+        ),
+    ],
+)
+def test_opens_only_on_systemic_failures(clock: FakeClock, steps: list[Step], state: State) -> None:
+    """N consecutive failures open the circuit only if all are outages or come from 2+ ids."""
+    breaker = make_breaker(clock)
+    for step in steps:
+        if step is None:
+            breaker.record_success()
+        else:
+            breaker.record_failure(step[0], outage=step[1])
+    assert breaker.state is state
+    assert breaker.closed is (state is State.CLOSED)
+
+
+def test_threshold_of_one_opens_on_a_single_outage(clock: FakeClock) -> None:
+    """With failure_threshold=1 one outage-class failure opens the circuit."""
+    breaker = make_breaker(clock, threshold=1)
+    breaker.record_failure("r1", outage=True)
+    assert breaker.state is State.OPEN
+
+
+def test_state_values_are_the_exported_metric_values() -> None:
+    """State values are what the metric exports: 0 closed, 1 half-open, 2 open."""
+    assert [State.CLOSED.value, State.HALF_OPEN.value, State.OPEN.value] == [0, 1, 2]
+
+
+def test_on_change_reports_each_transition(clock: FakeClock) -> None:
+    """on_change is called with every state the breaker enters, in order."""
+    changes: list[State] = []
+    breaker = make_breaker(clock, changes=changes)
+    open_breaker(breaker)
+    clock.advance(OPEN)
+    breaker.before_request("probe")
+    breaker.record_failure("probe", outage=True)
+    clock.advance(2 * OPEN)
+    breaker.before_request("probe")
+    breaker.record_success()
+    assert changes == [State.OPEN, State.HALF_OPEN, State.OPEN, State.HALF_OPEN, State.CLOSED]
+
+
+# ---------------------------------------------------------------------------- open
+
+
+def test_closed_breaker_lets_every_request_go(clock: FakeClock) -> None:
+    """A closed breaker never raises from before_request."""
+    breaker = make_breaker(clock)
+    for _ in range(10):
+        breaker.before_request("probe")
+    assert breaker.state is State.CLOSED
+
+
+def test_open_breaker_refuses_without_sending(clock: FakeClock) -> None:
+    """While open, before_request raises CircuitOpenError naming the service; nothing is sent."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    sent: list[str] = []
+
+    def call() -> None:
+        breaker.before_request("probe")
+        sent.append("request")
+
+    clock.advance(OPEN - EPS)
+    with pytest.raises(CircuitOpenError) as caught:
+        call()
+    assert caught.value.service == "credentials"
+    assert caught.value.reason == "circuit_open"
+    assert sent == []
+    assert breaker.state is State.OPEN
+
+
+def test_failures_while_open_do_not_extend_the_open_time(clock: FakeClock) -> None:
+    """Failures reported while open (requests sent before it opened) are ignored."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    clock.advance(OPEN - 1)
+    for rid in ("late-1", "late-2", "late-3", "late-4"):
+        breaker.record_failure(rid, outage=True)
+    clock.advance(1)
+    breaker.before_request("probe")  # the probe goes on the original schedule
+    assert breaker.state is State.HALF_OPEN
+
+
+# ---------------------------------------------------------------------------- probing
+
+
+def test_exactly_one_probe_after_open_seconds(clock: FakeClock) -> None:
+    """After open_seconds exactly one request (the probe) goes; others get CircuitOpenError."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    clock.advance(OPEN)
+    breaker.before_request("probe")
+    assert breaker.state is State.HALF_OPEN
+    for _ in range(5):
+        with pytest.raises(CircuitOpenError):
+            breaker.before_request("other")
+    clock.advance(MAX_OPEN)
+    with pytest.raises(CircuitOpenError):
+        breaker.before_request("other")
+
+
+def test_a_probe_that_never_reports_back_frees_its_slot_after_max_open_seconds(
+    clock: FakeClock,
+) -> None:
+    """A probe whose caller died does not keep the circuit half-open forever."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    clock.advance(OPEN)
+    breaker.before_request("lost-probe")
+    clock.advance(MAX_OPEN + EPS)
+    breaker.before_request("next-probe")
+    breaker.record_failure("lost-probe", outage=True)  # too late: not the probe any more
+    assert breaker.state is State.HALF_OPEN
+    breaker.record_failure("next-probe", outage=True)
+    assert breaker.state is State.OPEN
+
+
+def test_probe_success_closes_and_lets_everyone_go(clock: FakeClock) -> None:
+    """A successful probe closes the circuit; requests flow again."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    clock.advance(OPEN)
+    breaker.before_request("probe")
+    breaker.record_success()
+    assert breaker.state is State.CLOSED
+    for _ in range(3):
+        breaker.before_request("probe")
+
+
+def test_probe_failure_reopens_for_doubled_time_capped(clock: FakeClock) -> None:
+    """Each failed probe doubles the open time (5, 10, 20, then capped at 30)."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    observed: list[float] = []
+    for expected in (OPEN, 2 * OPEN, 4 * OPEN, MAX_OPEN, MAX_OPEN):
+        clock.advance(expected - EPS)
+        with pytest.raises(CircuitOpenError):
+            breaker.before_request("probe")
+        clock.advance(EPS)
+        breaker.before_request("probe")  # the probe
+        observed.append(expected)
+        breaker.record_failure("probe", outage=False)
+        assert breaker.state is State.OPEN
+    assert observed == [5.0, 10.0, 20.0, 30.0, 30.0]
+
+
+def test_probe_success_resets_the_open_time(clock: FakeClock) -> None:
+    """After a probe closes the circuit, the next opening lasts open_seconds again."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    clock.advance(OPEN)
+    breaker.before_request("probe")
+    breaker.record_failure("probe", outage=True)  # now open for 10
+    clock.advance(2 * OPEN)
+    breaker.before_request("probe")
+    breaker.record_success()
+    open_breaker(breaker)
+    clock.advance(OPEN)
+    breaker.before_request("probe")
+    assert breaker.state is State.HALF_OPEN
+
+
+def test_probe_failure_of_any_kind_reopens(clock: FakeClock) -> None:
+    """A non-outage failure of the probe still re-opens the circuit (one failure is enough)."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    clock.advance(OPEN)
+    breaker.before_request("probe")
+    breaker.record_failure("probe", outage=False)
+    assert breaker.state is State.OPEN
+
+
+def test_stale_failure_does_not_let_a_second_probe_go(clock: FakeClock) -> None:
+    """Half-open allows one request in flight even if a request sent earlier fails meanwhile."""
+    breaker = make_breaker(clock)
+    breaker.before_request("slow")  # sent while closed, still in flight
+    open_breaker(breaker)
+    clock.advance(OPEN)
+    breaker.before_request("probe")  # the probe, in flight
+    breaker.record_failure("slow", outage=True)  # the early request times out now
+    clock.advance(MAX_OPEN)
+    with pytest.raises(CircuitOpenError):
+        breaker.before_request("probe")  # the probe has not answered: no second probe
+
+
+# ---------------------------------------------------------------------------- waiting
+
+
+def test_wait_returns_at_once_when_closed(clock: FakeClock) -> None:
+    """wait() on a closed breaker returns immediately and never holds consumption back."""
+    breaker = make_breaker(clock)
+    breaker.wait(threading.Event(), poll_seconds=0.01)
+    assert breaker.holding_back is False
+
+
+def test_wait_returns_at_once_when_the_probe_is_due(clock: FakeClock) -> None:
+    """wait() on an open breaker whose open time has passed returns so the caller can probe."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    clock.advance(OPEN)
+    breaker.wait(threading.Event(), poll_seconds=0.01)
+    assert breaker.state is State.OPEN  # the state turns half-open on the next request
+
+
+def test_holding_back_only_while_someone_waits(clock: FakeClock, waiters: list[Waiter]) -> None:
+    """An open breaker holds consumption back only while a caller waits in wait()."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    assert breaker.holding_back is False
+    waiter = Waiter(breaker)
+    waiters.append(waiter)
+    wait_until(lambda: breaker.holding_back)
+    waiter.cancelled.set()
+    waiter.join()
+    assert breaker.holding_back is False
+    assert breaker.state is State.OPEN
+
+
+def test_wait_returns_when_the_circuit_closes(clock: FakeClock, waiters: list[Waiter]) -> None:
+    """Waiters blocked on an open circuit are released when a probe succeeds."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    group = [Waiter(breaker) for _ in range(3)]
+    waiters.extend(group)
+    wait_until(lambda: breaker.holding_back)
+    clock.advance(OPEN)
+    breaker.before_request("probe")  # another worker's probe
+    assert not any(waiter.returned.is_set() for waiter in group)  # probe in flight: keep waiting
+    breaker.record_success()
+    for waiter in group:
+        waiter.join()
+        assert waiter.returned.is_set()
+    assert breaker.holding_back is False
+
+
+def test_wait_returns_when_probe_time_comes(clock: FakeClock, waiters: list[Waiter]) -> None:
+    """A waiter on an open circuit returns once open_seconds have passed, to send the probe."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    waiter = Waiter(breaker)
+    waiters.append(waiter)
+    wait_until(lambda: breaker.holding_back)
+    clock.advance(OPEN - EPS)
+    assert not waiter.returned.is_set()
+    clock.advance(EPS)
+    waiter.join()
+    assert waiter.returned.is_set()
+    assert waiter.cancelled.is_set() is False
+
+
+def test_wait_keeps_waiting_when_the_probe_fails(clock: FakeClock, waiters: list[Waiter]) -> None:
+    """A failed probe re-opens the circuit and the waiter keeps waiting until the next probe."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    clock.advance(OPEN)
+    breaker.before_request("probe")  # probe in flight
+    waiter = Waiter(breaker)
+    waiters.append(waiter)
+    wait_until(lambda: breaker.holding_back)
+    breaker.record_failure("probe", outage=True)
+    assert breaker.state is State.OPEN
+    assert not waiter.returned.is_set()
+    clock.advance(2 * OPEN)
+    waiter.join()
+    assert waiter.returned.is_set()
+
+
+def test_wait_returns_on_cancellation(clock: FakeClock, waiters: list[Waiter]) -> None:
+    """A cancelled waiter returns although the circuit is still open."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    waiter = Waiter(breaker)
+    waiters.append(waiter)
+    wait_until(lambda: breaker.holding_back)
+    waiter.cancelled.set()
+    waiter.join()
+    assert waiter.returned.is_set()
+    assert breaker.state is State.OPEN
+
+
+def test_wait_with_cancellation_already_set_returns_at_once(clock: FakeClock) -> None:
+    """wait() with its event already set returns without blocking and leaves no waiter behind."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    cancelled = threading.Event()
+    cancelled.set()
+    breaker.wait(cancelled)
+    assert breaker.holding_back is False
+
+
+# ---------------------------------------------------------------------------- Breakers
+
+
+def test_breakers_look_up_by_service_name(clock: FakeClock) -> None:
+    """Breakers finds each breaker by its service name; unknown names give None."""
+    credentials = make_breaker(clock)
+    lms = CircuitBreaker("lms", clock=clock)
+    breakers = Breakers([credentials])
+    assert breakers.add(lms) is lms
+    assert breakers.get("credentials") is credentials
+    assert breakers.get("lms") is lms
+    assert breakers.get("discovery") is None
+    assert list(breakers) == [credentials, lms]
+
+
+def test_breakers_hold_back_when_any_breaker_does(clock: FakeClock, waiters: list[Waiter]) -> None:
+    """Breakers.holding_back is true while any one service is open with a waiter."""
+    credentials = make_breaker(clock)
+    lms = CircuitBreaker("lms", failure_threshold=1, clock=clock)
+    breakers = Breakers([credentials, lms])
+    lms.record_failure("r", outage=True)
+    assert breakers.holding_back() is False  # open, but nobody waits on it
+    waiter = Waiter(lms)
+    waiters.append(waiter)
+    wait_until(breakers.holding_back)
+    waiter.cancelled.set()
+    waiter.join()
+    assert breakers.holding_back() is False
