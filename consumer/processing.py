@@ -167,7 +167,7 @@ class DryRunProcessor:
     """Write each event's commands (and skips) as JSON lines to ``out``; call no service.
 
     One line per command: ``{"event_id", "event_type", "command", ...command fields}``, and
-    one per skip: ``{"event_id", "event_type", "skipped", "detail"}``. Keys are sorted. The
+    one per skip: ``{"event_id", "event_type", "skip", "detail"}``. Keys are sorted. The
     learner is named by LMS user id only.
     """
 
@@ -187,10 +187,7 @@ class DryRunProcessor:
             json.dumps({**head, **command.to_json()}, sort_keys=True)
             for command in handled.commands
         ]
-        lines += [
-            json.dumps({**head, "skipped": skip.reason, "detail": skip.detail}, sort_keys=True)
-            for skip in handled.skipped
-        ]
+        lines += [json.dumps({**head, **skip.to_json()}, sort_keys=True) for skip in handled.skipped]
         with self._lock:
             self._out.write("".join(line + "\n" for line in lines))
             self._out.flush()
