@@ -19,7 +19,7 @@ from types import FrameType
 from typing import TextIO
 
 import structlog
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -166,9 +166,8 @@ def _build_engine(
             ).inc(),
         )
         processor = ApplyProcessor(handler, effects.apply, retrier, metrics)
-    consumer = Consumer(consumer_config(settings.kafka, group_id=group_id))
     return Engine(
-        consumer=consumer,
+        consumer_config=consumer_config(settings.kafka, group_id=group_id),
         topics=topics,
         decoder=decoder,
         processor=processor,

@@ -28,7 +28,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -168,7 +168,7 @@ class Engine:
     def __init__(
         self,
         *,
-        consumer: Consumer,
+        consumer_config: Mapping[str, Any],
         topics: Sequence[str],
         decoder: Decoder,
         processor: Processor,
@@ -180,8 +180,9 @@ class Engine:
         commit: bool = True,
         stop_when_idle: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
     ) -> None:
-        self._consumer = consumer
+        self._consumer = consumer_factory({**consumer_config, "on_commit": self._on_commit})
         self._topics = list(topics)
         self._decoder = decoder
         self._processor = processor
@@ -545,6 +546,12 @@ class Engine:
     # ------------------------------------------------------------------ commits
 
     def _commit(self, *, asynchronous: bool, only: Iterable[TP] | None = None) -> None:
+        """Commit watermarks: periodic ones only where they moved, final ones always.
+
+        An asynchronous commit is assumed to land; ``_on_commit`` undoes that assumption
+        when the broker refuses it (say, during a rebalance), so the next turn tries again.
+        A synchronous commit (revoke, shutdown) sends every watermark regardless.
+        """
         self._last_commit = self._clock()
         if not self._commit_enabled:
             return
@@ -552,8 +559,10 @@ class Engine:
         offsets: list[TopicPartition] = []
         for tp in chosen:
             state = self._owned.get(tp)
-            offset = state.offsets.to_commit() if state is not None else None
-            if state is not None and offset is not None:
+            if state is None:
+                continue
+            offset = state.offsets.to_commit() if asynchronous else state.offsets.committable()
+            if offset is not None:
                 offsets.append(TopicPartition(tp[0], tp[1], offset))
                 state.offsets.committed = offset
         if not offsets:
@@ -561,17 +570,30 @@ class Engine:
         try:
             if asynchronous:
                 self._consumer.commit(offsets=offsets, asynchronous=True)
-            else:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
+                return
+            results = self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as error:
-            for failed in offsets:
-                state = self._owned.get((failed.topic, failed.partition))
-                if state is not None:
-                    state.offsets.committed = None  # try again next time
-            log.warning("commit_failed", error=str(error), partitions=len(offsets))
+            self._commit_failed(offsets, str(error))
             return
-        self._metrics.last_commit.set(time.time())
-        self._update_lag(offsets)
+        self._on_commit(None, results)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """Commit results (async ones arrive here from ``consume``): forget refused offsets."""
+        refused = [tp for tp in partitions if error is not None or tp.error is not None]
+        if refused:
+            reason = str(error) if error is not None else str(refused[0].error)
+            self._commit_failed(refused, reason)
+        landed = [tp for tp in partitions if tp not in refused]
+        if landed:
+            self._metrics.last_commit.set(time.time())
+            self._update_lag(landed)
+
+    def _commit_failed(self, offsets: list[TopicPartition], reason: str) -> None:
+        for failed in offsets:
+            state = self._owned.get((failed.topic, failed.partition))
+            if state is not None and state.offsets.committed == failed.offset:
+                state.offsets.committed = None  # try again next time
+        log.warning("commit_failed", error=reason, partitions=len(offsets))
 
     def _update_lag(self, offsets: Iterable[TopicPartition]) -> None:
         for tp in offsets:

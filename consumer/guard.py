@@ -7,11 +7,15 @@ service being *up* (it answered); only retryable failures count against its circ
 
 from __future__ import annotations
 
+import structlog
+
 from consumer.circuit import Breakers, CircuitBreaker, State
 from consumer.config import CircuitSettings
 from consumer.errors import TransientError
 from consumer.observability import Metrics
 from consumer.services.http import CallRecord
+
+log = structlog.get_logger("consumer.guard")
 
 SERVICES = ("oauth", "credentials", "lms", "studio", "discovery")
 
@@ -34,6 +38,9 @@ class ServiceGuard:
 
         def exported(service: str, state: State) -> None:
             metrics.circuit_state.labels(service).set(state.value)
+            log.warning(
+                "circuit_changed", service=service, state=state.name.lower().replace("_", "-")
+            )
 
         breakers = Breakers(
             CircuitBreaker(

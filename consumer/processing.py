@@ -187,7 +187,9 @@ class DryRunProcessor:
             json.dumps({**head, **command.to_json()}, sort_keys=True)
             for command in handled.commands
         ]
-        lines += [json.dumps({**head, **skip.to_json()}, sort_keys=True) for skip in handled.skipped]
+        lines += [
+            json.dumps({**head, **skip.to_json()}, sort_keys=True) for skip in handled.skipped
+        ]
         with self._lock:
             self._out.write("".join(line + "\n" for line in lines))
             self._out.flush()

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import fastavro
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 import consumer
-from consumer import errors
 from consumer.events import CatalogInfoChanged, CertificateEvent, EventType
 from consumer.wire import (
     Decoder,
@@ -29,6 +26,7 @@ from consumer.wire import (
 from tests.integration.conftest import Stack
 from tests.support.kafka import produce_raw, read_records
 from tests.support.lms import LmsProducer, catalog_data, certificate_data
+from tests.support.poison import EXPECTED, poison_variants
 
 pytestmark = pytest.mark.integration
 
@@ -193,68 +191,13 @@ def good(lms: LmsProducer, stack: Stack, topic: str) -> Record:
     return record
 
 
-def _without(headers: tuple[tuple[str, bytes], ...], name: str) -> list[tuple[str, bytes]]:
-    return [(key, value) for key, value in headers if key != name]
-
-
-def _poison_variants(good: Record) -> dict[str, tuple[bytes | None, list[tuple[str, bytes]]]]:
-    assert good.value is not None
-    headers = list(good.headers)
-    reader = load_reader_schemas()[EventType.CERTIFICATE_CREATED]
-    bad_key = certificate_data(user_id=5, course_key="not a course key")
-    body = fastavro_body(reader, bad_key)
-    return {
-        "bad_magic_byte": (b"\x01" + good.value[1:], headers),
-        "bad_framing": (b"\x00\x00", headers),
-        "empty_value": (None, headers),
-        "unknown_schema_id": (b"\x00" + (987654).to_bytes(4, "big") + good.value[5:], headers),
-        "undecodable_avro": (good.value[: len(good.value) // 2], headers),
-        "trailing_bytes": (good.value + b"\x00\x01", headers),
-        "missing_ce_type": (good.value, _without(good.headers, "ce_type")),
-        "duplicate_ce_type": (
-            good.value,
-            [*headers, ("ce_type", EventType.CERTIFICATE_CHANGED.encode())],
-        ),
-        "unknown_event_type": (
-            good.value,
-            [
-                *_without(good.headers, "ce_type"),
-                ("ce_type", b"org.openedx.learning.course.enrollment.created.v1"),
-            ],
-        ),
-        "missing_ce_id": (good.value, _without(good.headers, "ce_id")),
-        "invalid_event": (good.value[:5] + body, headers),
-    }
-
-
-def fastavro_body(schema: Any, data: dict[str, Any]) -> bytes:
-    buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, schema, data)
-    return buffer.getvalue()
-
-
-EXPECTED = {
-    "bad_magic_byte": errors.FramingError,
-    "bad_framing": errors.FramingError,
-    "empty_value": errors.FramingError,
-    "unknown_schema_id": errors.UnknownSchemaError,
-    "undecodable_avro": errors.AvroDecodeError,
-    "trailing_bytes": errors.AvroDecodeError,
-    "missing_ce_type": errors.HeaderError,
-    "duplicate_ce_type": errors.HeaderError,
-    "unknown_event_type": errors.UnknownEventTypeError,
-    "missing_ce_id": errors.HeaderError,
-    "invalid_event": errors.InvalidEventError,
-}
-
-
 @pytest.mark.parametrize("kind", sorted(EXPECTED))
 def test_poison_on_a_real_topic_raises_a_typed_error_naming_the_reason(
     stack: Stack, good: Record, decoder: Decoder, kind: str
 ) -> None:
     """Each kind of poison record, read back from the broker, raises its own error and reason."""
     poison_topic = stack.create_topic(f"{good.topic}-poison-{kind}", partitions=1)
-    value, headers = _poison_variants(good)[kind]
+    value, headers = poison_variants(good)[kind]
     produce_raw(stack.bootstrap_servers, poison_topic, value, headers=headers)
     (record,) = read_records(stack.bootstrap_servers, poison_topic, 1)
 

@@ -259,9 +259,10 @@ def test_a_probe_that_never_reports_back_frees_its_slot_after_max_open_seconds(
     clock.advance(MAX_OPEN + EPS)
     breaker.before_request("next-probe")
     breaker.record_failure("lost-probe", outage=True)  # too late: not the probe any more
-    assert breaker.state is State.HALF_OPEN
+    states = [breaker.state]
     breaker.record_failure("next-probe", outage=True)
-    assert breaker.state is State.OPEN
+    states.append(breaker.state)
+    assert states == [State.HALF_OPEN, State.OPEN]
 
 
 def test_probe_success_closes_and_lets_everyone_go(clock: FakeClock) -> None:

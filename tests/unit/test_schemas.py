@@ -19,7 +19,9 @@ def _generated(event_type: str) -> str:
     from openedx_events.tooling import OpenEdxPublicSignal, load_all_signals  # noqa: PLC0415
 
     load_all_signals()
-    return str(AvroSignalSerializer(OpenEdxPublicSignal.get_signal_by_type(event_type)).schema_string())
+    return str(
+        AvroSignalSerializer(OpenEdxPublicSignal.get_signal_by_type(event_type)).schema_string()
+    )
 
 
 @pytest.mark.parametrize("event_type", list(EventType), ids=lambda t: t.value)

@@ -1,0 +1,288 @@
+"""Credentials' v2 API: the learner's credentials and the course-certificate configs.
+
+Every write is an upsert that answers 201 (create, repeat, re-award, revoke alike), so a
+replayed event is harmless. Payloads are the seed's (``openedx/core/djangoapps/programs/
+tasks.py``): course-run credentials carry ``date_override`` as ``{"date": ...}`` or JSON
+``null`` (``null`` deletes an existing override); program credentials carry the username,
+the LMS user id and the program UUID.
+
+A program Credentials has no active ``ProgramCertificate`` for is answered 400
+``{"credential": {"program_uuid": "No active ProgramCertificate exists ..."}}`` (404 on
+older deployments). That is a *skip*: ``post_program_credential`` returns
+``ProgramWrite.NOT_CONFIGURED`` instead of raising.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from consumer.commands import iso_utc
+from consumer.errors import PermanentError, TransientError
+from consumer.programs import PassingCertificate
+from consumer.services.http import HttpClient, RejectedError
+
+CREDENTIALS_PATH = "api/v2/credentials/"
+COURSE_CERTIFICATES_PATH = "api/v2/course_certificates/"
+MAX_PAGES = 500
+"""A learner never has 10,000 credentials; more pages means a paging loop."""
+
+CredentialType = Literal["program", "course-run"]
+Status = Literal["awarded", "revoked"]
+NOT_CONFIGURED_MARKER = "No active ProgramCertificate"
+
+
+class ProgramWrite(enum.Enum):
+    """What a program-credential POST did."""
+
+    APPLIED = "applied"
+    NOT_CONFIGURED = "program_not_configured"
+
+
+@dataclass(frozen=True, slots=True)
+class UserCredential:
+    """One of the learner's credentials as Credentials lists it (username left out)."""
+
+    uuid: str
+    type: str
+    status: str
+    program_uuid: str | None = None
+    course_run_key: str | None = None
+    mode: str | None = None
+
+
+def _parse_credential(item: Mapping[str, Any]) -> UserCredential:
+    credential = item.get("credential") or {}
+    return UserCredential(
+        uuid=str(item.get("uuid", "")),
+        type=str(credential.get("type", "")),
+        status=str(item.get("status", "")),
+        program_uuid=credential.get("program_uuid"),
+        course_run_key=credential.get("course_run_key"),
+        mode=credential.get("mode"),
+    )
+
+
+def is_program_not_configured(error: RejectedError) -> bool:
+    """Whether Credentials rejected a program write because the program is not set up."""
+    if error.status == 404:
+        return True
+    if error.status != 400 or not isinstance(error.body, dict):
+        return False
+    credential = error.body.get("credential")
+    if not isinstance(credential, dict):
+        return False
+    messages = credential.get("program_uuid")
+    texts = messages if isinstance(messages, list) else [messages]
+    return any(isinstance(text, str) and NOT_CONFIGURED_MARKER in text for text in texts)
+
+
+class CredentialsClient:
+    """Reads and writes a learner's credentials and course-certificate configs. Thread-safe."""
+
+    service = "credentials"
+
+    def __init__(self, http: HttpClient) -> None:
+        self._http = http
+
+    # ------------------------------------------------------------------ writes
+
+    def post_course_run_credential(
+        self,
+        *,
+        username: str,
+        course_run: str,
+        mode: str,
+        status: Status,
+        date_override: datetime | None,
+        request_id: str,
+    ) -> None:
+        """Upsert the learner's course-run credential (seed: ``post_course_certificate``).
+
+        Idempotent. Raises the ``http`` errors; a run unknown to Credentials' catalog or
+        with an inactive config is a ``RejectedError`` (400).
+        """
+        override = iso_utc(date_override)
+        self._http.call(
+            "POST",
+            CREDENTIALS_PATH,
+            endpoint="credentials_post",
+            request_id=request_id,
+            json_body={
+                "username": username,
+                "status": status,
+                "credential": {"course_run_key": course_run, "mode": mode, "type": "course-run"},
+                "date_override": {"date": override} if override else None,
+            },
+            redact=(username,),
+        )
+
+    def post_program_credential(
+        self,
+        *,
+        username: str,
+        lms_user_id: int,
+        program_uuid: str,
+        status: Status,
+        request_id: str,
+    ) -> ProgramWrite:
+        """Award or revoke the learner's program credential (seed: ``award_program_certificate``).
+
+        Idempotent. Returns ``NOT_CONFIGURED`` for the skip case (400 "No active
+        ProgramCertificate" or 404); raises the ``http`` errors otherwise — including 500
+        for a learner Credentials has no user row for, which no retry fixes.
+        """
+        payload: dict[str, Any] = {
+            "username": username,
+            "lms_user_id": lms_user_id,
+            "credential": {"type": "program", "program_uuid": program_uuid},
+        }
+        if status == "revoked":
+            payload["status"] = "revoked"
+        try:
+            self._http.call(
+                "POST",
+                CREDENTIALS_PATH,
+                endpoint="credentials_post",
+                request_id=request_id,
+                json_body=payload,
+                redact=(username,),
+            )
+        except RejectedError as error:
+            if is_program_not_configured(error):
+                return ProgramWrite.NOT_CONFIGURED
+            raise
+        return ProgramWrite.APPLIED
+
+    def post_course_certificate_config(
+        self,
+        *,
+        course_run: str,
+        certificate_type: str,
+        certificate_available_date: datetime | None,
+        request_id: str,
+        is_active: bool = True,
+    ) -> None:
+        """Upsert the run's course-certificate config with all four fields.
+
+        ``certificate_available_date`` goes as ISO-8601 or JSON ``null`` (never "None");
+        omitting a field makes Credentials answer 500. Idempotent; raises ``http`` errors.
+        """
+        self._http.call(
+            "POST",
+            COURSE_CERTIFICATES_PATH,
+            endpoint="course_certificates_post",
+            request_id=request_id,
+            json_body={
+                "course_id": course_run,
+                "certificate_type": certificate_type,
+                "certificate_available_date": iso_utc(certificate_available_date),
+                "is_active": is_active,
+            },
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    def list_credentials(
+        self,
+        *,
+        username: str,
+        request_id: str,
+        credential_type: CredentialType | None = None,
+        status: Status | None = None,
+        program_uuid: str | None = None,
+        only_visible: bool | None = None,
+    ) -> tuple[UserCredential, ...]:
+        """Every matching credential of the learner, following ``next`` page by page.
+
+        ``only_visible`` is left out unless given: a worker reading its own writes must
+        see credentials before their certificate available date. Blocks for one request
+        per 20 credentials. Raises the ``http`` errors (403 when the service user lacks
+        ``view_usercredential``).
+        """
+        params: dict[str, str] = {"username": username}
+        if credential_type is not None:
+            params["type"] = credential_type
+        if status is not None:
+            params["status"] = status
+        if program_uuid is not None:
+            params["program_uuid"] = program_uuid
+        if only_visible is not None:
+            params["only_visible"] = "true" if only_visible else "false"
+        return tuple(
+            _parse_credential(item)
+            for item in self._pages(params, request_id=request_id, username=username)
+        )
+
+    def awarded_program_uuids(self, *, username: str, request_id: str) -> frozenset[str]:
+        """UUIDs of the learner's awarded program credentials (no ``only_visible``)."""
+        credentials = self.list_credentials(
+            username=username, request_id=request_id, credential_type="program", status="awarded"
+        )
+        return frozenset(item.program_uuid for item in credentials if item.program_uuid)
+
+    def passing_certificates(
+        self, *, username: str, request_id: str
+    ) -> tuple[PassingCertificate, ...]:
+        """The learner's awarded course-run credentials as passing certificates."""
+        credentials = self.list_credentials(
+            username=username,
+            request_id=request_id,
+            credential_type="course-run",
+            status="awarded",
+        )
+        return tuple(
+            PassingCertificate(course_run=item.course_run_key, mode=item.mode or "")
+            for item in credentials
+            if item.course_run_key
+        )
+
+    def _pages(
+        self, params: dict[str, str], *, request_id: str, username: str
+    ) -> Iterator[Mapping[str, Any]]:
+        """Yield the results of every page, following ``next``.
+
+        ``next`` is followed by its query only, against the configured root, so a proxy's
+        idea of the host or scheme does not matter.
+        """
+        query: Mapping[str, str] = params
+        seen: set[tuple[tuple[str, str], ...]] = set()
+        for page in range(MAX_PAGES):
+            key = tuple(sorted(query.items()))
+            if key in seen:
+                raise PermanentError("credentials pagination repeats a page", service="credentials")
+            seen.add(key)
+            try:
+                reply = self._http.call(
+                    "GET",
+                    CREDENTIALS_PATH,
+                    endpoint="credentials_list",
+                    request_id=request_id,
+                    params=query,
+                    redact=(username,),
+                )
+            except RejectedError as error:
+                if error.status == 404 and page > 0:
+                    # The list shrank between pages; reading it again from the start will do.
+                    raise TransientError(
+                        "credentials list changed while paging", service="credentials", status=404
+                    ) from None
+                raise
+            body = reply.body if isinstance(reply.body, dict) else {}
+            results = body.get("results")
+            if not isinstance(results, list):
+                raise TransientError(
+                    "credentials list answered without results", service="credentials"
+                )
+            yield from (item for item in results if isinstance(item, dict))
+            following = body.get("next")
+            if not following:
+                return
+            query = dict(parse_qsl(urlsplit(str(following)).query, keep_blank_values=True))
+        raise PermanentError(
+            f"credentials list has more than {MAX_PAGES} pages", service="credentials"
+        )

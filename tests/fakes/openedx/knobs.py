@@ -1,0 +1,103 @@
+"""Failure injection, settable per service or per endpoint while the fake runs.
+
+An endpoint-level knob wins over the service-level one. ``rate`` draws from a seeded
+random generator, so a benchmark run is reproducible; ``times`` makes a knob fire that many
+times and then stop (``set_error("credentials", 500, times=2)``: two failures, then
+success), the deterministic form tests use.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+OutageMode = Literal["refused", "reset", "503"]
+
+
+@dataclass(slots=True)
+class ErrorKnob:
+    """Answer ``status`` instead of serving, with probability ``rate``, ``times`` times."""
+
+    status: int
+    rate: float = 1.0
+    times: int | None = None
+    retry_after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """The service is down: ``refused`` (not listening), ``reset`` (RST), ``503``."""
+
+    mode: OutageMode
+    retry_after: str | None = None
+
+
+class Knobs:
+    """Latency, errors and outages by (service, endpoint); ``None`` endpoint = whole service."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._random = random.Random(seed)
+        self._latency: dict[tuple[str, str | None], float] = {}
+        self._errors: dict[tuple[str, str | None], ErrorKnob] = {}
+        self._outages: dict[str, Outage] = {}
+
+    def clear(self) -> None:
+        """Remove every knob."""
+        with self._lock:
+            self._latency.clear()
+            self._errors.clear()
+            self._outages.clear()
+
+    def set_latency(self, service: str, seconds: float, endpoint: str | None = None) -> None:
+        """Delay every answer of the service (or endpoint) by ``seconds``; 0 removes it."""
+        with self._lock:
+            if seconds > 0:
+                self._latency[(service, endpoint)] = seconds
+            else:
+                self._latency.pop((service, endpoint), None)
+
+    def latency(self, service: str, endpoint: str) -> float:
+        """The delay to apply to one request."""
+        with self._lock:
+            value = self._latency.get((service, endpoint))
+            return value if value is not None else self._latency.get((service, None), 0.0)
+
+    def set_error(self, service: str, knob: ErrorKnob | None, endpoint: str | None = None) -> None:
+        """Install (or with ``None`` remove) an error knob."""
+        with self._lock:
+            if knob is None:
+                self._errors.pop((service, endpoint), None)
+            else:
+                self._errors[(service, endpoint)] = knob
+
+    def draw_error(self, service: str, endpoint: str) -> ErrorKnob | None:
+        """The error to answer for one request, if a knob fires (consumes one of ``times``)."""
+        with self._lock:
+            for key in ((service, endpoint), (service, None)):
+                knob = self._errors.get(key)
+                if knob is None:
+                    continue
+                if knob.times is not None and knob.times <= 0:
+                    continue
+                if knob.rate < 1.0 and self._random.random() >= knob.rate:
+                    return None
+                if knob.times is not None:
+                    knob.times -= 1
+                return knob
+            return None
+
+    def set_outage(self, service: str, outage: Outage | None) -> None:
+        """Mark a service down (or up with ``None``)."""
+        with self._lock:
+            if outage is None:
+                self._outages.pop(service, None)
+            else:
+                self._outages[service] = outage
+
+    def outage(self, service: str) -> Outage | None:
+        """The service's outage, if any."""
+        with self._lock:
+            return self._outages.get(service)
