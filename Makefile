@@ -29,12 +29,7 @@ integration: install
 	dev/with-stack $(BIN)/pytest -m integration $(PYTEST_ARGS)
 
 run: install
-	dev/stack start
-	$(BIN)/python -m tests.support.publish_samples examples
-	@echo "== worker in dry-run: each event decoded and the commands it yields (Ctrl-C to stop) =="
-	env $$(dev/stack env) CONSUMER_DRY_RUN=true CONSUMER_LOG_FORMAT=console \
-	    CONSUMER_GROUP_ID=credentials-consumer-make-run \
-	    $(BIN)/credentials-consumer run
+	dev/run-local
 
 lint: install
 	$(BIN)/ruff check .

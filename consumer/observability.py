@@ -51,6 +51,13 @@ class Metrics:
         self.skips = Counter(
             f"{p}_skips", "Commands or events skipped, by reason.", ["reason"], registry=r
         )
+        self.assumptions = Counter(
+            f"{p}_assumptions",
+            "Commands applied on an assumption, by reason (e.g. the display behaviour taken as "
+            "end because Studio is not configured).",
+            ["reason"],
+            registry=r,
+        )
         self.http_requests = Counter(
             f"{p}_http_requests",
             "HTTP requests to Open edX services by status class (2xx, 4xx, 5xx, error).",

@@ -143,6 +143,8 @@ class ApplyProcessor:
         self._metrics.commands.labels(command.name, result.status).inc()
         if result.status == "skipped" and result.reason:
             self._metrics.skips.labels(result.reason).inc()
+        elif result.reason:
+            self._metrics.assumptions.labels(result.reason).inc()
         log.info("command_done", event_id=event.meta.id, **result.log_fields())
         return None
 
