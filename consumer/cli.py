@@ -315,7 +315,7 @@ def cmd_dlq_redrive(args: argparse.Namespace, settings: Settings) -> int:
             stack,
             topics=[args.topic],
             group_id=group,
-            dry_run=args.dry_run or settings.dry_run,
+            dry_run=settings.dry_run,
             sink=None,
             metrics=metrics,
             health=health,
@@ -360,6 +360,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the worker")
     run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the commands as JSON lines, call no service (as CONSUMER_DRY_RUN=true)",
+    )
+    run.add_argument(
         "--stop-when-idle",
         type=float,
         metavar="SECONDS",
@@ -399,8 +404,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "schemas":
         return cmd_schemas(args, None)
     command: Callable[[argparse.Namespace, Settings], int] = args.func
+    env = dict(os.environ)
+    if getattr(args, "dry_run", False):
+        env["CONSUMER_DRY_RUN"] = "true"  # the flag wins, and services need no settings
     try:
-        settings = config.load(os.environ)
+        settings = config.load(env)
     except ConfigError as error:
         print(f"credentials-consumer: configuration error: {error}", file=sys.stderr)  # noqa: T201
         return EXIT_CONFIG

@@ -248,7 +248,9 @@ class Engine:
             log.info("engine_idle_stop", idle_seconds=self._stop_when_idle)
             self._stop.set()
             return
-        messages = self._consumer.consume(BATCH_SIZE, POLL_SECONDS)
+        # Never take more than the buffer has room for: the bound is strict, not "per batch".
+        room = self._settings.max_buffered - self._buffered()
+        messages = self._consumer.consume(max(1, min(BATCH_SIZE, room)), POLL_SECONDS)
         for message in messages:
             self._accept(message)
         self._update_gauges()
@@ -267,6 +269,10 @@ class Engine:
             return  # revoked between fetch and delivery; the new owner consumes it
         if state.blocked_at is not None and offset >= state.blocked_at:
             return  # fetched before the seek back; it will be consumed again
+        if (topic, partition) in self._paused and self._buffered() >= self._settings.max_buffered:
+            # Fetched before the pause took effect and no room: give it back to the broker.
+            self._block_partition_at(topic, partition, offset, state, seconds=0.0)
+            return
         state.eof = False
         record = Record.from_message(message)
         state.offsets.accept(record.offset)
@@ -481,10 +487,10 @@ class Engine:
     ) -> None:
         """Seek back to ``record`` and pause its partition until the registry may be back."""
         state.offsets.rewind(record.offset)
-        state.blocked_at = record.offset
         state.block_backoff = min(max(1.0, state.block_backoff * 2), REGISTRY_BACKOFF_MAX)
-        state.blocked_until = self._clock() + state.block_backoff
-        self._consumer.seek(TopicPartition(record.topic, record.partition, record.offset))
+        self._block_partition_at(
+            record.topic, record.partition, record.offset, state, seconds=state.block_backoff
+        )
         self._metrics.registry_unavailable.inc()
         log.warning(
             "schema_registry_unavailable",
@@ -493,8 +499,20 @@ class Engine:
             **_log_fields(record),
         )
 
+    def _block_partition_at(
+        self, topic: str, partition: int, offset: int, state: PartitionState, *, seconds: float
+    ) -> None:
+        """Seek ``partition`` back to ``offset`` and hold it at least ``seconds``."""
+        state.blocked_at = offset
+        state.blocked_until = self._clock() + seconds
+        self._consumer.seek(TopicPartition(topic, partition, offset))
+
+    def _buffered(self) -> int:
+        """Events in memory: running, waiting in a lane, or awaiting a dead-letter ack."""
+        return len(self._lanes) + self._dead_letters_pending
+
     def _reconcile_pauses(self) -> None:
-        buffered = len(self._lanes) + self._dead_letters_pending
+        buffered = self._buffered()
         if buffered >= self._settings.max_buffered:
             self._pressure = True
         elif buffered <= self._settings.max_buffered // 2:
@@ -539,7 +557,7 @@ class Engine:
 
     def _update_gauges(self) -> None:
         self._metrics.in_flight.set(self._lanes.running)
-        self._metrics.buffered.set(len(self._lanes) + self._dead_letters_pending)
+        self._metrics.buffered.set(self._buffered())
         self._metrics.paused_partitions.set(len(self._paused))
         self._metrics.assigned_partitions.set(len(self._owned))
 
@@ -645,7 +663,9 @@ class Engine:
             with contextlib.suppress(KeyError):  # no lag sample yet
                 self._metrics.lag.remove(tp[0], str(tp[1]))
         log.info(
-            "partitions_released", partitions=sorted(f"{t}:{p}" for t, p in tps), committed=commit
+            "partitions_released",
+            partitions=sorted(f"{t}:{p}" for t, p in tps),
+            committed=commit and self._commit_enabled,
         )
 
     def _drain(self, busy: Callable[[], bool], timeout: float) -> bool:
