@@ -61,7 +61,7 @@ class WorkerCrashedError(Exception):
 class Processor(Protocol):
     """Applies one event; runs on a worker thread; never raises for a classified failure."""
 
-    def __call__(self, event: Event, cancelled: threading.Event) -> Outcome:
+    def __call__(self, event: Event, cancelled: threading.Event, /) -> Outcome:
         """Return what became of ``event``; stop retrying once ``cancelled`` is set."""
 
 

@@ -23,7 +23,7 @@ PII = ("grace-hopper", "grace@example.com", "Grace Brewster Hopper")
 
 def _certificate(user_id: int) -> dict[str, object]:
     data = certificate_data(user_id=user_id, username=PII[0], course_key=COURSE)
-    data["certificate"]["user"]["pii"] = {"username": PII[0], "email": PII[1], "name": PII[2]}  # type: ignore[index]
+    data["certificate"]["user"]["pii"] = {"username": PII[0], "email": PII[1], "name": PII[2]}
     return data
 
 
