@@ -48,6 +48,10 @@ class SyncCourseCertificate:
         }
 
 
+def _learner_and_run(name: str, learner: Learner, course_run: str) -> dict[str, Any]:
+    return {"command": name, "lms_user_id": learner.user_id, "course_run": course_run}
+
+
 @dataclass(frozen=True, slots=True)
 class AwardPrograms:
     """Award every program the learner has completed and not yet received.
@@ -63,11 +67,7 @@ class AwardPrograms:
 
     def to_json(self) -> dict[str, Any]:
         """The dry-run form of this command."""
-        return {
-            "command": self.name,
-            "lms_user_id": self.learner.user_id,
-            "course_run": self.course_run,
-        }
+        return _learner_and_run(self.name, self.learner, self.course_run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +81,7 @@ class RevokePrograms:
 
     def to_json(self) -> dict[str, Any]:
         """The dry-run form of this command."""
-        return {
-            "command": self.name,
-            "lms_user_id": self.learner.user_id,
-            "course_run": self.course_run,
-        }
+        return _learner_and_run(self.name, self.learner, self.course_run)
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,6 +144,19 @@ def _worst(
     return summary
 
 
+def _learner_result(
+    command: AwardPrograms | RevokePrograms, status: Status, reason: str | None
+) -> EffectResult:
+    """The result of a program command that wrote nothing (or before per-program detail)."""
+    return EffectResult(
+        command=command.name,
+        status=status,
+        reason=reason,
+        lms_user_id=command.learner.user_id,
+        course_run=command.course_run,
+    )
+
+
 class Effects:
     """Applies commands with the service clients. Thread-safe; blocks on HTTP."""
 
@@ -203,13 +216,7 @@ class Effects:
 
     def _award_programs(self, command: AwardPrograms, request_id: str) -> EffectResult:
         def result(status: Status, reason: str | None) -> EffectResult:
-            return EffectResult(
-                command=command.name,
-                status=status,
-                reason=reason,
-                lms_user_id=command.learner.user_id,
-                course_run=command.course_run,
-            )
+            return _learner_result(command, status, reason)
 
         cache = self._services.programs
         if cache is None:
@@ -235,13 +242,7 @@ class Effects:
 
     def _revoke_programs(self, command: RevokePrograms, request_id: str) -> EffectResult:
         def result(status: Status, reason: str | None) -> EffectResult:
-            return EffectResult(
-                command=command.name,
-                status=status,
-                reason=reason,
-                lms_user_id=command.learner.user_id,
-                course_run=command.course_run,
-            )
+            return _learner_result(command, status, reason)
 
         cache = self._services.programs
         if cache is None:

@@ -67,16 +67,25 @@ def _redact(text: str, event: Event) -> str:
     return text
 
 
-def _failed(stage: Stage, error: ConsumerError, event: Event, *, attempts: int = 1) -> Failed:
+def _failed(
+    stage: Stage,
+    error: ConsumerError,
+    event: Event,
+    *,
+    context: str = "",
+    attempts: int = 1,
+    first_failure: float | None = None,
+    last_failure: float | None = None,
+) -> Failed:
     now = time.time()
     return Failed(
         stage=stage,
         error_class=type(error).__name__,
         reason=error.reason,
-        message=_redact(str(error), event)[:1000],
+        message=(context + _redact(str(error), event))[:1000],
         attempts=attempts,
-        first_failure=now,
-        last_failure=now,
+        first_failure=first_failure or now,
+        last_failure=last_failure or now,
     )
 
 
@@ -119,27 +128,18 @@ class ApplyProcessor:
             return Abandoned(why=f"cancelled during {command.name}")
         except RetriesExhausted as exhausted:
             self._metrics.commands.labels(command.name, "failed").inc()
-            failed = _failed("apply", exhausted.error, event, attempts=exhausted.attempts)
-            return Failed(
-                stage=failed.stage,
-                error_class=failed.error_class,
-                reason=failed.reason,
-                message=f"{command.name}: retries exhausted: {failed.message}",
+            return _failed(
+                "apply",
+                exhausted.error,
+                event,
+                context=f"{command.name}: retries exhausted: ",
                 attempts=exhausted.attempts,
                 first_failure=exhausted.first_failure,
                 last_failure=exhausted.last_failure,
             )
         except PermanentError as error:
             self._metrics.commands.labels(command.name, "failed").inc()
-            failed = _failed("apply", error, event)
-            return Failed(
-                stage=failed.stage,
-                error_class=failed.error_class,
-                reason=failed.reason,
-                message=f"{command.name}: {failed.message}",
-                first_failure=failed.first_failure,
-                last_failure=failed.last_failure,
-            )
+            return _failed("apply", error, event, context=f"{command.name}: ")
         self._metrics.commands.labels(command.name, result.status).inc()
         if result.status == "skipped" and result.reason:
             self._metrics.skips.labels(result.reason).inc()

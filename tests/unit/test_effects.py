@@ -56,13 +56,6 @@ def fake() -> Iterator[FakeOpenEdx]:
 
 
 @pytest.fixture
-def services(fake: FakeOpenEdx) -> Iterator[Services]:
-    services = build_services(service_settings(fake))
-    yield services
-    services.close()
-
-
-@pytest.fixture
 def effects(services: Services) -> Effects:
     return Effects(services)
 

@@ -32,13 +32,6 @@ PROGRAM = "8e9d7b1e-5a51-4b9b-9c2e-1b7a3c4d5e6f"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeOpenEdx]:
-    fake = FakeOpenEdx.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def http() -> Iterator[requests.Session]:
     with requests.Session() as session:
         yield session

@@ -28,13 +28,6 @@ def fake() -> Iterator[FakeOpenEdx]:
     fake.stop()
 
 
-@pytest.fixture
-def services(fake: FakeOpenEdx) -> Iterator[Services]:
-    services = build_services(service_settings(fake))
-    yield services
-    services.close()
-
-
 def test_course_run_credential_payload_is_the_seeds(fake: FakeOpenEdx, services: Services) -> None:
     """A course-run credential is posted as the seed posts it, date_override as {"date": ...}."""
     services.credentials.post_course_run_credential(

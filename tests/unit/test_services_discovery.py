@@ -40,13 +40,6 @@ def fake() -> Iterator[FakeOpenEdx]:
     fake.stop()
 
 
-@pytest.fixture
-def services(fake: FakeOpenEdx) -> Iterator[Services]:
-    services = build_services(service_settings(fake))
-    yield services
-    services.close()
-
-
 def client(services: Services) -> DiscoveryClient:
     assert services.discovery is not None
     return services.discovery

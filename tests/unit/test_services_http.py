@@ -37,13 +37,6 @@ from tests.fakes.openedx import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeOp
 NOW = 1_800_000_000.0
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeOpenEdx]:
-    fake = FakeOpenEdx.start()
-    yield fake
-    fake.stop()
-
-
 class RecordingGuard:
     """Records the hook calls; refuses requests while ``open``."""
 

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from consumer.errors import ServiceUnavailableError, TransientError
 from consumer.programs import PassingCertificate
-from consumer.services.bundle import Services, build_services
+from consumer.services.bundle import Services
 from consumer.services.http import RejectedError
 from tests.fakes.openedx import FakeOpenEdx
-from tests.fakes.openedx.settings import service_settings
 
 RUN = "course-v1:edX+DemoX+1T2026"
 RUN2 = "course-v1:edX+Second+1T2026"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenEdx]:
-    fake = FakeOpenEdx.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def services(fake: FakeOpenEdx) -> Iterator[Services]:
-    services = build_services(service_settings(fake))
-    yield services
-    services.close()
 
 
 def test_passing_certificates_come_from_the_certificates_list(

@@ -25,13 +25,6 @@ class Clock:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeOpenEdx]:
-    fake = FakeOpenEdx.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -15,20 +14,6 @@ from tests.fakes.openedx import FakeOpenEdx
 from tests.fakes.openedx.settings import service_settings
 
 RUN = "course-v1:edX+DemoX+1T2026"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenEdx]:
-    fake = FakeOpenEdx.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def services(fake: FakeOpenEdx) -> Iterator[Services]:
-    services = build_services(service_settings(fake))
-    yield services
-    services.close()
 
 
 def test_course_details_are_read_without_a_trailing_slash(
