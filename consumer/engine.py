@@ -352,11 +352,21 @@ class Engine:
                 log.error(
                     "worker_crashed", error=repr(outcome), **_log_fields(item.record, item.event)
                 )
+                self._stopping = True  # nothing new starts; the shutdown drains the rest
+                self._advance_lane(item.key)
                 raise WorkerCrashedError("a worker raised an unclassified exception") from outcome
             self._finish(item, outcome)
 
+    def _advance_lane(self, key: str) -> None:
+        """The head of ``key`` finished: start the next item, unless the engine is stopping."""
+        following = self._lanes.finish(key)
+        while following is not None and self._stopping:
+            following = self._lanes.finish(following.key)  # not started: consumed again later
+        if following is not None:
+            self._start(following)
+
     def _finish(self, item: WorkItem, outcome: Outcome) -> None:
-        following = self._lanes.finish(item.key)
+        self._advance_lane(item.key)
         state = self._owned.get(item.tp)
         current = state is not None and state.generation == item.generation
         fields = _log_fields(item.record, item.event)
@@ -395,11 +405,6 @@ class Engine:
                 log.info("event_abandoned", why=outcome.why, **fields)
         elif not isinstance(outcome, Abandoned):
             log.info("event_outcome_ignored", why="partition no longer assigned", **fields)
-        if following is not None:
-            if self._stopping:
-                self._lanes.drop_waiting(lambda other: other is following)
-            else:
-                self._start(following)
 
     def _done_metrics(self, item: WorkItem, outcome: str, reason: str) -> None:
         event_type = str(item.event.meta.type)
@@ -648,7 +653,7 @@ class Engine:
         for head in self._lanes.heads():
             if head.tp in tps:
                 head.cancelled.set()
-        if commit:
+        if commit and not self._stopping:  # a shutdown has drained already
             self._drain(
                 lambda: (
                     any(head.tp in tps for head in self._lanes.heads())
@@ -656,6 +661,7 @@ class Engine:
                 ),
                 self._settings.revoke_timeout_seconds,
             )
+        if commit:
             self._commit(asynchronous=False, only=tps)
         for tp in tps:
             self._owned.pop(tp, None)
