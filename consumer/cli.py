@@ -38,6 +38,7 @@ from consumer.processing import ApplyProcessor, DryRunProcessor
 from consumer.retry import Retrier
 from consumer.services.bundle import Services, build_services
 from consumer.services.check import CheckResult, run_checks
+from consumer.services.program_cache import CacheState
 from consumer.wire import (
     Decoder,
     LocalWriterSchemas,
@@ -73,9 +74,15 @@ def _writer_schemas(settings: Settings) -> Iterator[WriterSchemas]:
 
 
 @contextmanager
-def _services(settings: Settings, guard: ServiceGuard) -> Iterator[Services]:
+def _services(settings: Settings, guard: ServiceGuard, metrics: Metrics) -> Iterator[Services]:
     assert settings.services is not None
-    services = build_services(settings.services, guard=guard)
+
+    def program_cache_refreshed(state: CacheState) -> None:
+        metrics.program_cache_stale.set(1 if state.stale or state.incomplete else 0)
+
+    services = build_services(
+        settings.services, guard=guard, on_program_cache_refresh=program_cache_refreshed
+    )
     services.start()
     try:
         yield services
@@ -152,7 +159,7 @@ def _build_engine(
     if dry_run:
         processor = DryRunProcessor(handler, stack.enter_context(_output(settings.dry_run_output)))
     else:
-        services = stack.enter_context(_services(settings, guard))
+        services = stack.enter_context(_services(settings, guard, metrics))
         effects = Effects(
             services,
             programs_without_certificates=settings.policy.programs_without_certificates,
@@ -251,8 +258,9 @@ def cmd_check(_args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {name} = {value}")  # noqa: T201
     results = [*_kafka_checks(settings), _registry_check(settings)]
     if settings.services is not None:
-        guard = ServiceGuard.for_services(settings.circuit, Metrics())
-        with _services(settings, guard) as services:
+        metrics = Metrics()
+        guard = ServiceGuard.for_services(settings.circuit, metrics)
+        with _services(settings, guard, metrics) as services:
             results += run_checks(services)
     else:
         results.append(CheckResult("services", ok=True, summary="dry-run: not called"))

@@ -139,7 +139,8 @@ class Metrics:
         )
         self.program_cache_stale = Gauge(
             f"{p}_program_cache_stale",
-            "1 while the Discovery program cache serves its last good copy after a failed refresh.",
+            "1 while the Discovery program cache serves its last good copy after a failed "
+            "refresh, or misses programs whose details failed.",
             registry=r,
         )
 

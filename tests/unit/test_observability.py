@@ -1,0 +1,79 @@
+"""The operator's endpoints: /metrics, /healthz, /readyz."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from consumer.observability import Health, Metrics, serve
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def health(clock: Clock) -> Health:
+    return Health(liveness_seconds=60, clock=clock)
+
+
+@pytest.fixture
+def base_url(health: Health) -> Iterator[str]:
+    metrics = Metrics()
+    metrics.events_received.labels("learning-certificate-lifecycle").inc(3)
+    server = serve(metrics, health, port=0, host="127.0.0.1")
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_metrics_are_served_with_the_prefix(base_url: str) -> None:
+    """/metrics is Prometheus text with the worker's prefixed series."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    assert (
+        'credentials_consumer_events_received_total{topic="learning-certificate-lifecycle"} 3.0'
+        in text
+    )
+    assert "credentials_consumer_circuit_state" in text
+
+
+def test_readiness_follows_the_group_membership(base_url: str, health: Health) -> None:
+    """/readyz is 503 until the worker is in its group, 200 while it is, 503 once it leaves."""
+    assert status(f"{base_url}/readyz") == 503
+    health.ready = True
+    assert status(f"{base_url}/readyz") == 200
+    health.ready = False
+    assert status(f"{base_url}/readyz") == 503
+
+
+def test_liveness_fails_when_the_poll_loop_stops_turning(
+    base_url: str, health: Health, clock: Clock
+) -> None:
+    """/healthz is 200 while the loop beats and 503 once it has been silent too long."""
+    health.beat()
+    assert status(f"{base_url}/healthz") == 200
+    clock.now += 61
+    assert status(f"{base_url}/healthz") == 503
+    health.beat()
+    assert status(f"{base_url}/healthz") == 200
