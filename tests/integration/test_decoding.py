@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import (
+    SchemaRegistryClient,
+    topic_record_subject_name_strategy,
+)
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -157,8 +160,14 @@ def test_a_writer_with_an_added_field_still_decodes(
     schema = _evolved_writer_schema()
     data = certificate_data(user_id=77, course_key=COURSE)
     data["certificate"]["source_system"] = "lms-next"
-    with SchemaRegistryClient({"url": stack.registry_url}) as client:
-        serializer = AvroSerializer(client, json.dumps(schema))
+    with SchemaRegistryClient({"url": stack.registry_url, "timeout": 20}) as client:
+        # An explicit strategy, as the LMS's producer has: the default would first query the
+        # registry's "associations" API, which Apicurio does not implement.
+        serializer = AvroSerializer(
+            client,
+            json.dumps(schema),
+            conf={"subject.name.strategy": topic_record_subject_name_strategy},
+        )
         value = serializer(data, SerializationContext(topic, MessageField.VALUE))
     produce_raw(
         stack.bootstrap_servers,
