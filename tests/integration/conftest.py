@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from consumer.wire import Decoder, RegistryWriterSchemas, load_reader_schemas, registry_client
 from tests.support.lms import LmsProducer
 
 
@@ -63,3 +64,11 @@ def lms(stack: Stack) -> Iterator[LmsProducer]:
     producer = LmsProducer(stack.bootstrap_servers, stack.registry_url)
     yield producer
     producer.close()
+
+
+@pytest.fixture
+def decoder(stack: Stack) -> Iterator[Decoder]:
+    """The worker's decoder, reading writer schemas from the real registry."""
+    client = registry_client(stack.registry_url)
+    yield Decoder(RegistryWriterSchemas(client), load_reader_schemas())
+    client.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,7 +13,7 @@ from consumer.engine import Engine, consumer_config
 from consumer.events import Event, EventType
 from consumer.observability import Metrics
 from consumer.outcomes import Applied, Outcome
-from consumer.wire import Decoder, RegistryWriterSchemas, load_reader_schemas, registry_client
+from consumer.wire import Decoder
 from tests.integration.conftest import Stack
 from tests.support.lms import LmsProducer, certificate_data
 from tests.support.worker import wait_for
@@ -23,13 +22,6 @@ pytestmark = pytest.mark.integration
 
 EVENTS = 300
 MAX_BUFFERED = 20
-
-
-@pytest.fixture
-def decoder(stack: Stack) -> Iterator[Decoder]:
-    client = registry_client(stack.registry_url)
-    yield Decoder(RegistryWriterSchemas(client), load_reader_schemas())
-    client.close()
 
 
 def test_a_stuck_backlog_holds_exactly_the_buffer_then_drains(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from structlog.testing import capture_logs
@@ -14,7 +13,7 @@ from consumer.engine import Engine, WorkerCrashedError, consumer_config
 from consumer.events import CertificateEvent, Event, EventType
 from consumer.observability import Metrics
 from consumer.outcomes import Applied, Outcome
-from consumer.wire import Decoder, RegistryWriterSchemas, load_reader_schemas, registry_client
+from consumer.wire import Decoder
 from tests.integration.conftest import Stack
 from tests.support.lms import LmsProducer, certificate_data
 from tests.support.worker import committed_offsets
@@ -22,13 +21,6 @@ from tests.support.worker import committed_offsets
 pytestmark = pytest.mark.integration
 
 BUGGY_USER = 4
-
-
-@pytest.fixture
-def decoder(stack: Stack) -> Iterator[Decoder]:
-    client = registry_client(stack.registry_url)
-    yield Decoder(RegistryWriterSchemas(client), load_reader_schemas())
-    client.close()
 
 
 def test_an_unclassified_exception_stops_the_worker_below_the_event(

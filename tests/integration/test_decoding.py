@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,7 @@ from consumer.wire import (
     Decoder,
     LocalWriterSchemas,
     Record,
-    RegistryWriterSchemas,
     load_reader_schemas,
-    registry_client,
 )
 from tests.integration.conftest import Stack
 from tests.support.kafka import produce_raw, read_records
@@ -35,13 +32,6 @@ pytestmark = pytest.mark.integration
 
 COURSE = "course-v1:edX+DemoX+2026_T1"
 WHEN = datetime(2026, 11, 2, 9, 30, 15, 123456, tzinfo=UTC)
-
-
-@pytest.fixture
-def decoder(stack: Stack) -> Iterator[Decoder]:
-    client = registry_client(stack.registry_url)
-    yield Decoder(RegistryWriterSchemas(client), load_reader_schemas())
-    client.close()
 
 
 def _publish_one(

@@ -10,25 +10,13 @@ import pytest
 
 from consumer.circuit import Breakers, CircuitBreaker, State
 from consumer.errors import CircuitOpenError
+from tests.support.clock import FakeClock
 
 THRESHOLD = 3
 OPEN = 5.0
 MAX_OPEN = 30.0
 JOIN = 10.0  # generous bound on a thread that should already be done; never asserted as time
 EPS = 0.25  # a step that adds up exactly in binary floating point
-
-
-class FakeClock:
-    """A monotonic clock that moves only when a test says so."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def make_breaker(

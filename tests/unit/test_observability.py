@@ -9,23 +9,16 @@ from collections.abc import Iterator
 import pytest
 
 from consumer.observability import Health, Metrics, serve
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(100.0)
 
 
 @pytest.fixture
-def health(clock: Clock) -> Health:
+def health(clock: FakeClock) -> Health:
     return Health(liveness_seconds=60, clock=clock)
 
 
@@ -68,7 +61,7 @@ def test_readiness_follows_the_group_membership(base_url: str, health: Health) -
 
 
 def test_liveness_fails_when_the_poll_loop_stops_turning(
-    base_url: str, health: Health, clock: Clock
+    base_url: str, health: Health, clock: FakeClock
 ) -> None:
     """/healthz is 200 while the loop beats and 503 once it has been silent too long."""
     health.beat()

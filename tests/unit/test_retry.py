@@ -19,22 +19,10 @@ from consumer.errors import (
     TransientError,
 )
 from consumer.retry import Cancelled, Retrier, RetriesExhausted
+from tests.support.clock import FakeClock
 
 SERVICE = "credentials"
 JOIN = 10.0  # generous bound on a thread that should already be done; never asserted as time
-
-
-class FakeClock:
-    """A clock that moves only when told (or when the fake sleep sleeps)."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

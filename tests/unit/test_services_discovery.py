@@ -14,20 +14,13 @@ from consumer.services.discovery import DiscoveryClient
 from consumer.services.program_cache import CacheState, ProgramCache
 from tests.fakes.openedx import FakeOpenEdx
 from tests.fakes.openedx.settings import service_settings
+from tests.support.clock import FakeClock
 
 P1 = "11111111-1111-4111-8111-111111111111"
 P2 = "22222222-2222-4222-8222-222222222222"
 RUN_A = "course-v1:edX+A+1T2026"
 RUN_A2 = "course-v1:edX+A+2T2026"
 RUN_B = "course-v1:edX+B+1T2026"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -80,7 +73,7 @@ def test_stale_copy_is_served_while_discovery_is_down(
     fake: FakeOpenEdx, services: Services
 ) -> None:
     """After a failed refresh the last good copy is still served, and the state says stale."""
-    clock = Clock()
+    clock = FakeClock(500.0)
     states: list[CacheState] = []
     cache = ProgramCache(client(services), ttl=300, clock=clock, on_refresh=states.append)
     assert cache.refresh()

@@ -12,21 +12,12 @@ from consumer.services.http import AuthRejectedError, HttpClient
 from consumer.services.oauth import OAuthTokens
 from consumer.services.settings import ServiceSettings
 from tests.fakes.openedx import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeOpenEdx
-
-
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock(1000.0)
 
 
 @pytest.fixture
@@ -39,7 +30,7 @@ def oauth_http(fake: FakeOpenEdx) -> Iterator[HttpClient]:
 
 
 @pytest.fixture
-def tokens(oauth_http: HttpClient, clock: Clock) -> OAuthTokens:
+def tokens(oauth_http: HttpClient, clock: FakeClock) -> OAuthTokens:
     return OAuthTokens(
         oauth_http,
         client_id=DEFAULT_CLIENT_ID,
@@ -94,7 +85,7 @@ def test_one_token_serves_many_calls(fake: FakeOpenEdx, credentials: HttpClient)
 
 
 def test_token_is_replaced_before_it_expires(
-    fake: FakeOpenEdx, tokens: OAuthTokens, clock: Clock
+    fake: FakeOpenEdx, tokens: OAuthTokens, clock: FakeClock
 ) -> None:
     """A 100 s token is kept for 70 s (30 s margin) and replaced after, without any 401."""
     fake.set_token_lifetime(100)
@@ -109,7 +100,7 @@ def test_token_is_replaced_before_it_expires(
 
 
 def test_short_lived_token_is_kept_for_half_its_life(
-    fake: FakeOpenEdx, tokens: OAuthTokens, clock: Clock
+    fake: FakeOpenEdx, tokens: OAuthTokens, clock: FakeClock
 ) -> None:
     """When the lifetime is shorter than the margin, the token is replaced at half its lifetime."""
     fake.set_token_lifetime(10)
