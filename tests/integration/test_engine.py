@@ -8,6 +8,7 @@ Credentials' final state, the dead-letter topic and the group's committed offset
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -406,10 +407,33 @@ def test_permanent_rejection_and_exhausted_retries_dead_letter_then_redrive_appl
     assert dead[rejected].key == source[rejected].key
     assert int(rejection["offset"]) == source[rejected].offset
 
-    # The operator fixes the cause, then redrives.
+    # A redrive before the fix consumes nothing; a dry-run redrive shows what it would send.
+    env = worker_env(stack.bootstrap_servers, stack.registry_url, fake, topics=[topic], group=group)
+    dlq_args = ["dlq", "redrive", f"{topic}.dlq", "--idle-seconds", "2"]
+    early = WorkerProcess(env, dlq_args, tmp_path, "early-redrive")
+    assert early.wait(timeout=120) == 1, early.tail()
+    assert "still failing 2" in early.out_path.read_text()
+    redrive_group = f"{group}.redrive"
+    first_held = {
+        partition: min(r.offset for r in dead.values() if r.partition == partition)
+        for partition in {record.partition for record in dead.values()}
+    }
+    committed = committed_offsets(
+        stack.bootstrap_servers, redrive_group, f"{topic}.dlq", PARTITIONS
+    )
+    assert all(offset <= first_held.get(partition, 0) for partition, offset in committed.items())
+    preview = WorkerProcess(env, [*dlq_args, "--dry-run"], tmp_path, "preview")
+    assert preview.wait(timeout=120) == 0, preview.tail()
+    previewed = {
+        json.loads(line)["event_id"]
+        for line in preview.out_path.read_text().splitlines()
+        if line.startswith("{")
+    }
+    assert previewed == {rejected, exhausted}
+
+    # The operator fixes the causes, then redrives.
     fake.add_course_run(missing_run, in_credentials_catalog=True)
     fake.add_user(orphan.username, orphan.user_id, in_credentials=True)
-    env = worker_env(stack.bootstrap_servers, stack.registry_url, fake, topics=[topic], group=group)
     redrive = WorkerProcess(
         env, ["dlq", "redrive", f"{topic}.dlq", "--idle-seconds", "2"], tmp_path, "redrive"
     )
