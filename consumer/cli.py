@@ -127,12 +127,15 @@ def _ensure_dead_letter_topics(settings: Settings) -> None:
             )
 
 
-def _install_signal_handlers(stop: Callable[[], None]) -> None:
-    """SIGTERM/SIGINT drain and stop; a second SIGINT aborts at once."""
+def _install_signal_handlers(stop: Callable[[str], None]) -> None:
+    """SIGTERM/SIGINT drain and stop; a second SIGINT aborts at once.
+
+    The handler only records the request: it must not log or take a lock (see
+    ``Engine.request_stop``); the engine logs the signal from its loop.
+    """
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal_received", signal=signal.Signals(signum).name)
-        stop()
+        stop(signal.Signals(signum).name)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     signal.signal(signal.SIGTERM, on_signal)

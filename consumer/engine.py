@@ -206,7 +206,7 @@ class Engine:
         self._pressure = False
         self._dead_letters_pending = 0
         self._resend: list[tuple[float, Record, Failed, int]] = []
-        self._stop = threading.Event()
+        self._stop_reason: str | None = None  # set from signal handlers: a plain attribute
         self._stopping = False
         self._last_commit = clock()
         self._idle_since: float | None = None
@@ -215,9 +215,14 @@ class Engine:
 
     # ------------------------------------------------------------------ public
 
-    def request_stop(self) -> None:
-        """Ask the loop to drain and stop (safe from a signal handler or another thread)."""
-        self._stop.set()
+    def request_stop(self, reason: str = "requested") -> None:
+        """Ask the loop to drain and stop; ``reason`` is logged by the loop.
+
+        Safe from a signal handler: it only assigns an attribute. It takes no lock and
+        logs nothing, because the handler may interrupt the main thread while it holds
+        one (structlog's write lock, for instance) and would deadlock on it.
+        """
+        self._stop_reason = self._stop_reason or reason
 
     def run(self) -> None:
         """Consume until stopped; then drain, commit and close. Raises on fatal errors."""
@@ -229,8 +234,9 @@ class Engine:
         )
         log.info("engine_started", topics=self._topics, max_in_flight=self._settings.max_in_flight)
         try:
-            while not self._stop.is_set():
+            while self._stop_reason is None:
                 self._turn()
+            log.info("engine_stopping", reason=self._stop_reason)
         finally:
             self._shutdown()
 
@@ -245,8 +251,7 @@ class Engine:
         if self._clock() - self._last_commit >= self._settings.commit_interval_seconds:
             self._commit(asynchronous=True)
         if self._idle_for_long_enough():
-            log.info("engine_idle_stop", idle_seconds=self._stop_when_idle)
-            self._stop.set()
+            self.request_stop(f"idle for {self._stop_when_idle}s")
             return
         # Never take more than the buffer has room for: the bound is strict, not "per batch".
         room = self._settings.max_buffered - self._buffered()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 import pytest
+from structlog.testing import capture_logs
 
-from consumer.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, main
+from consumer.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, _install_signal_handlers, main
 from consumer.events import EventType
 
 REQUIRED = {"EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
@@ -92,3 +94,22 @@ def test_schemas_of_an_unknown_type_fails(capsys: pytest.CaptureFixture[str]) ->
     """An event type the worker does not consume is an error, not an empty answer."""
     assert main(["schemas", "org.openedx.learning.course.enrollment.created.v1"]) == EXIT_FAILURE
     assert "unknown event type" in capsys.readouterr().err
+
+
+def test_signal_handler_only_records_the_request() -> None:
+    """SIGTERM asks the engine to stop without logging: a handler that logs can deadlock.
+
+    The handler runs on the main thread between any two bytecodes, possibly while that
+    thread holds the log writer's lock; so it must not log (or lock) at all.
+    """
+    requested: list[str] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _install_signal_handlers(requested.append)
+        with capture_logs() as logs:
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered before kill() returns to Python
+        assert requested == ["SIGTERM"]
+        assert logs == []
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
