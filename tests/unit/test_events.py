@@ -417,8 +417,9 @@ def test_a_date_with_no_utc_form_is_poison(text: str) -> None:
 @pytest.mark.parametrize("text", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
 def test_a_catalog_date_with_no_utc_form_makes_the_event_poison(field: str, text: str) -> None:
     """Any date of the schedule with no UTC form stops the event at the edge, naming the field."""
+    schedule: dict[str, Any] = {field: text}
     with pytest.raises(InvalidEventError) as caught:
-        catalog_info_changed(meta(CATALOG), catalog(**{field: text}))
+        catalog_info_changed(meta(CATALOG), catalog(**schedule))
     assert caught.value.reason == "date_out_of_range"
     assert f"catalog_info.schedule_data.{field} " in str(caught.value)
 
@@ -460,8 +461,9 @@ def test_property_a_date_text_has_a_utc_form_or_is_invalid(text: str) -> None:
 @given(st.sampled_from(["start", "end", "enrollment_start", "enrollment_end"]), date_texts)
 def test_property_catalog_event_dates_all_have_a_utc_form(field: str, text: str) -> None:
     """A catalog event is built only when every date it holds converts to UTC."""
+    schedule: dict[str, Any] = {field: text}
     try:
-        event = catalog_info_changed(meta(CATALOG), catalog(**{field: text}))
+        event = catalog_info_changed(meta(CATALOG), catalog(**schedule))
     except InvalidEventError:
         return
     for value in (event.start, event.end, event.enrollment_start, event.enrollment_end):
