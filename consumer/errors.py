@@ -74,7 +74,7 @@ class InvalidWriterSchemaError(DecodeError):
 
     ``invalid_writer_schema``: the text is not an Avro schema fastavro can parse.
     ``unbounded_writer_schema``: it parses, but decoding with it could not be bounded (see
-    ``consumer.writer_schemas``). Either way the verdict is the schema's, kept for its id.
+    ``consumer.writer_schema``). Either way the verdict is the schema's, kept for its id.
     """
 
     reason = "invalid_writer_schema"
