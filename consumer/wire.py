@@ -273,8 +273,10 @@ class _Body(io.BytesIO):
 
     def read(self, size: int | None = -1, /) -> bytes:
         """Exactly ``size`` bytes; raises ``EOFError`` for fewer or a negative size."""
+        if size is None or size < 0:
+            raise EOFError("the record gives a negative length")
         data = super().read(size)
-        if size is None or size < 0 or len(data) != size:
+        if len(data) != size:
             raise EOFError(f"the body ends before the {size} bytes the record says follow")
         return data
 
