@@ -428,7 +428,24 @@ utc_offsets = st.integers(min_value=-(86_400 * 10**6) + 1, max_value=86_400 * 10
     lambda microseconds: timezone(timedelta(microseconds=microseconds))
 )
 any_datetime = st.datetimes(timezones=st.none() | st.just(UTC) | utc_offsets)
+
+
+def _offset(minutes: int) -> str:
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{'-' if minutes < 0 else '+'}{hours:02d}:{rest:02d}"
+
+
+# Hypothesis never builds an aware datetime outside the range in UTC, so the texts that
+# matter most are written by hand: a day at either end of the range and any offset.
+edge_texts = st.builds(
+    str.__add__,
+    st.sampled_from(["0001-01-01T00:00:00", "9999-12-31T23:59:59"])
+    | st.datetimes(max_value=datetime(1, 1, 2)).map(datetime.isoformat)  # noqa: DTZ001 - naive
+    | st.datetimes(min_value=datetime(9999, 12, 31)).map(datetime.isoformat),  # noqa: DTZ001
+    st.sampled_from(["", "Z"]) | st.integers(-(24 * 60) + 1, 24 * 60 - 1).map(_offset),
+)
 date_texts = st.one_of(
+    edge_texts,
     any_datetime.map(datetime.isoformat),
     st.builds(
         datetime.isoformat,
@@ -458,7 +475,9 @@ def test_property_a_date_text_has_a_utc_form_or_is_invalid(text: str) -> None:
 
 
 @settings(max_examples=200)
-@given(st.sampled_from(["start", "end", "enrollment_start", "enrollment_end"]), date_texts)
+@given(
+    st.sampled_from(["start", "end", "enrollment_start", "enrollment_end"]), edge_texts | date_texts
+)
 def test_property_catalog_event_dates_all_have_a_utc_form(field: str, text: str) -> None:
     """A catalog event is built only when every date it holds converts to UTC."""
     schedule: dict[str, Any] = {field: text}
