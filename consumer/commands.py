@@ -18,10 +18,23 @@ CredentialStatus = Literal["awarded", "revoked"]
 
 
 def iso_utc(value: datetime | None) -> str | None:
-    """Format a datetime as Credentials expects it (``%Y-%m-%dT%H:%M:%SZ``), or None."""
+    """Format a datetime as Credentials expects it (``%Y-%m-%dT%H:%M:%SZ``), or None.
+
+    Never raises. A naive value is UTC (as ``events.parse_time`` reads the platform's), so
+    the host's time zone never matters; the year always has four digits. An instant whose UTC
+    form falls outside years 1 to 9999 cannot be converted; events refuse such dates
+    (``date_out_of_range``), and should one arrive anyway it is written with its own offset,
+    which names the same instant, rather than crash the worker.
+    """
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value.utcoffset() is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        return value.isoformat(timespec="seconds")
+    return utc.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 @dataclass(frozen=True, slots=True)

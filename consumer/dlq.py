@@ -4,7 +4,8 @@ Reads the topic from its start to the end offsets seen when the command started 
 consumer group offsets are touched), and summarises the context headers written by
 ``deadletter``: counts by stage, error class and reason, source topics, the oldest and
 newest failure, and a few samples. It never prints a record's value (it holds the
-learner's personal data), only headers and the course key.
+learner's personal data), only headers and the course key. No record can make it fail: a
+dead-letter topic holds poison by definition (any key, any header bytes, headers missing).
 """
 
 from __future__ import annotations
@@ -20,23 +21,27 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from consumer.deadletter import context_of
 from consumer.errors import ConsumerError
-from consumer.wire import FRAME_HEADER_SIZE, Record
+from consumer.wire import FRAME_HEADER_SIZE, MAGIC_BYTE, Record
 
 _STRING_SCHEMA = fastavro.parse_schema({"type": "string"})
 
 
 def course_key_of(key: bytes | None) -> str:
-    """The record key as text: a Confluent-framed Avro string (the LMS's), or raw UTF-8."""
+    """The record key as text: a Confluent-framed Avro string (the LMS's), or raw UTF-8.
+
+    Never raises: a dead-letter topic holds whatever was poison, keys included.
+    """
     if not key:
         return ""
-    if len(key) > FRAME_HEADER_SIZE and key[0] == 0:
+    if len(key) > FRAME_HEADER_SIZE and key[0] == MAGIC_BYTE:
         try:
             value = fastavro.schemaless_reader(
                 io.BytesIO(key[FRAME_HEADER_SIZE:]), _STRING_SCHEMA, None
             )
-            return str(value)
-        except (EOFError, ValueError):
-            pass
+        except Exception:  # noqa: BLE001 - fastavro raises anything on garbage; shown raw below
+            value = None
+        if isinstance(value, str):
+            return value
     return key.decode("utf-8", errors="replace")
 
 

@@ -7,10 +7,12 @@
     ├── DecodeError             poison input: dead letter at once (stage "decode")
     │   ├── FramingError            value is not Confluent-framed Avro (magic byte, length)
     │   ├── UnknownSchemaError      the registry has no schema with that id
+    │   ├── InvalidWriterSchemaError  the registry's schema for that id cannot be used (cached)
     │   ├── AvroDecodeError         truncated, garbage or trailing bytes in the Avro body
     │   ├── HeaderError             ce_type / ce_id missing, repeated or not UTF-8
     │   ├── UnknownEventTypeError   a ce_type this worker does not consume
-    │   └── InvalidEventError       a field the rules need is missing or invalid (course key)
+    │   └── InvalidEventError       a field the rules need is missing or invalid (course key,
+    │                               a date with no UTC form)
     ├── PermanentError          rejected by a service (4xx): dead letter (stage "apply")
     ├── TransientError          may succeed later: retry with backoff, then the circuit
     │   ├── ServiceUnavailableError   connection refused/reset, connect timeout, 502/503/504
@@ -65,6 +67,17 @@ class UnknownSchemaError(DecodeError):
     """The schema registry answered that no schema has this id."""
 
     reason = "unknown_schema_id"
+
+
+class InvalidWriterSchemaError(DecodeError):
+    """The registry's schema for the record's id cannot be used, so no record of that id can.
+
+    ``invalid_writer_schema``: the text is not an Avro schema fastavro can parse.
+    ``unbounded_writer_schema``: it parses, but decoding with it could not be bounded (see
+    ``consumer.writer_schema``). Either way the verdict is the schema's, kept for its id.
+    """
+
+    reason = "invalid_writer_schema"
 
 
 class AvroDecodeError(DecodeError):

@@ -89,13 +89,28 @@ Event = CertificateEvent | CatalogInfoChanged
 def parse_time(value: str, *, what: str) -> datetime:
     """Parse an ISO-8601 datetime as the platform writes it; naive values are UTC.
 
-    Raises ``InvalidEventError`` naming ``what`` when the text is not a datetime.
+    The instant must have a UTC form in ``datetime``'s range (years 1 to 9999):
+    ``0001-01-01T00:00:00+05:00`` is valid text, but its UTC form falls in year 0, so every
+    later conversion to UTC would raise ``OverflowError``. Such a date makes the event poison
+    here, once, rather than a crash wherever it is used.
+
+    Raises ``InvalidEventError`` naming ``what``: reason ``invalid_event`` when the text is
+    not a datetime, ``date_out_of_range`` when it has no UTC form.
     """
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidEventError(f"{what} is not an ISO-8601 datetime") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidEventError(
+            f"{what} has no UTC form (it falls before year 1 or after 9999 in UTC)",
+            reason="date_out_of_range",
+        ) from None
+    return parsed
 
 
 def parse_course_key(value: str, *, what: str = "course key") -> CourseKey:

@@ -5,14 +5,18 @@ into an ``events.Event`` or raises one ``DecodeError`` subclass naming the reaso
 
 1. route by the ``ce_type`` header (exactly once, one of ``EventType``) and require ``ce_id``;
 2. Confluent framing: magic byte ``0``, a 4-byte big-endian schema id, the Avro body;
-3. the writer schema by id from the registry, parsed once per id and cached; without a
-   registry the local reader schema stands in for the writer (see ``LocalWriterSchemas``);
+3. the writer schema by id from the registry, parsed and checked once per id and cached
+   (``writer_schema``: a schema that does not parse, or whose decoding could not be
+   bounded, is refused for good); without a registry the local reader schema stands in for
+   the writer (see ``LocalWriterSchemas``);
 4. fastavro resolves writer against the reader schema in ``schemas/``, so a producer that
-   adds or drops a defaulted field still decodes; every byte of the body must be consumed.
+   adds or drops a defaulted field still decodes; every byte of the body must be consumed,
+   and a read past its end fails (fastavro's skips do not check).
 
 Registry and fastavro exceptions are translated here, once: a schema id the registry does
-not know is poison (``UnknownSchemaError``), a registry that cannot be reached is not
-(``RegistryUnavailableError``: the engine waits and decodes the record again).
+not know is poison (``UnknownSchemaError``), so is a schema that cannot be used
+(``InvalidWriterSchemaError``, remembered for its id); a registry that cannot be reached is
+not (``RegistryUnavailableError``: the engine waits and decodes the record again).
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ from consumer.errors import (
     FramingError,
     HeaderError,
     InvalidEventError,
+    InvalidWriterSchemaError,
     RegistryUnavailableError,
     UnknownEventTypeError,
     UnknownSchemaError,
 )
 from consumer.events import Event, EventMeta, EventType, build_event, parse_time
+from consumer.writer_schema import parse_writer_schema
 
 try:  # the registry client talks through httpx2 when installed, else httpx
     import httpx2 as httpx
@@ -134,23 +140,36 @@ class LocalWriterSchemas:
 class RegistryWriterSchemas:
     """Writer schemas fetched from a Confluent-compatible registry, parsed once per id.
 
-    Thread-safe; a registry lookup happens once per schema id for the life of the worker.
+    Thread-safe. A schema id is looked up once for the life of the worker, whether its
+    schema is usable or refused (a registry's schema for an id never changes); an id the
+    registry does not know, or a registry that cannot be reached, is asked again next time.
     """
 
     def __init__(self, client: SchemaRegistryClient) -> None:
         self.client = client
         self._parsed: dict[int, ParsedSchema] = {}
+        self._refused: dict[int, tuple[str, str]] = {}  # id -> (message, reason)
         self._lock = threading.Lock()
 
     def get(self, schema_id: int) -> ParsedSchema:
-        """Return the parsed writer schema for ``schema_id``."""
+        """Return the parsed writer schema for ``schema_id``.
+
+        Raises ``InvalidWriterSchemaError`` (the same answer for an id every time),
+        ``UnknownSchemaError`` or ``RegistryUnavailableError``.
+        """
         parsed = self._parsed.get(schema_id)
-        if parsed is not None:
-            return parsed
-        with self._lock:
-            if schema_id not in self._parsed:
-                self._parsed[schema_id] = self._fetch(schema_id)
-            return self._parsed[schema_id]
+        if parsed is None:
+            with self._lock:
+                if schema_id not in self._parsed and schema_id not in self._refused:
+                    try:
+                        self._parsed[schema_id] = self._fetch(schema_id)
+                    except InvalidWriterSchemaError as error:
+                        self._refused[schema_id] = (str(error), error.reason)
+                parsed = self._parsed.get(schema_id)
+        if parsed is None:
+            message, reason = self._refused[schema_id]
+            raise InvalidWriterSchemaError(message, reason=reason)  # a fresh one: no traceback
+        return parsed
 
     def _fetch(self, schema_id: int) -> ParsedSchema:
         try:
@@ -175,13 +194,10 @@ class RegistryWriterSchemas:
                 service="schema_registry",
             )
         if schema.schema_type not in (None, "AVRO"):
-            raise UnknownSchemaError(f"schema id {schema_id} is {schema.schema_type}, not Avro")
-        try:
-            return fastavro.parse_schema(json.loads(schema.schema_str))
-        except (ValueError, fastavro.schema.SchemaParseException) as error:
-            raise UnknownSchemaError(
-                f"schema id {schema_id} is not a valid Avro schema: {error}"
-            ) from None
+            raise InvalidWriterSchemaError(
+                f"schema id {schema_id} is {str(schema.schema_type)[:40]}, not Avro"
+            )
+        return parse_writer_schema(schema.schema_str, schema_id=schema_id)
 
 
 def registry_client(
@@ -246,17 +262,23 @@ def split_frame(value: bytes | None) -> tuple[int, bytes]:
     return int.from_bytes(value[1:FRAME_HEADER_SIZE], "big"), value[FRAME_HEADER_SIZE:]
 
 
-# fastavro raises a zoo of exception types on bad input; these are the ones seen for
-# truncated, garbage and schema-incompatible bodies (tests/unit/test_wire.py feeds each).
-_AVRO_ERRORS = (
-    EOFError,
-    ValueError,  # includes UnicodeDecodeError
-    IndexError,
-    KeyError,
-    TypeError,
-    OverflowError,
-    fastavro.read.SchemaResolutionError,
-)
+class _Body(io.BytesIO):
+    """An Avro body whose every read must be served in full.
+
+    fastavro skips a float, double, boolean or fixed by reading and ignoring what comes
+    back, so at the end of the body it would go on "skipping" an array of them for as
+    many items as a block count claims (up to 2^63). Here a short read raises instead, so
+    each item that should consume a byte does, or decoding stops (see ``writer_schema``).
+    """
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        """Exactly ``size`` bytes; raises ``EOFError`` for fewer or a negative size."""
+        if size is None or size < 0:
+            raise EOFError("the record gives a negative length")
+        data = super().read(size)
+        if len(data) != size:
+            raise EOFError(f"the body ends before the {size} bytes the record says follow")
+        return data
 
 
 class Decoder:
@@ -283,10 +305,10 @@ class Decoder:
         schema_id, body = split_frame(value)
         reader = self._readers[event_type]
         writer = self._writers.get(schema_id)
-        stream = io.BytesIO(body)
+        stream = _Body(body)
         try:
-            data = fastavro.schemaless_reader(stream, writer or reader, reader)
-        except _AVRO_ERRORS as error:
+            data = fastavro.schemaless_reader(stream, reader if writer is None else writer, reader)
+        except Exception as error:  # noqa: BLE001 - on a hostile body fastavro raises anything
             raise AvroDecodeError(
                 f"Avro body does not decode with schema id {schema_id}: "
                 f"{type(error).__name__}: {str(error)[:200]}"

@@ -8,8 +8,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opaque_keys.edx.keys import CourseKey
 
+from consumer.commands import iso_utc
 from consumer.errors import InvalidEventError
 from consumer.events import (
     CERTIFICATE_EVENT_TYPES,
@@ -329,6 +332,161 @@ def test_parse_time_error_names_what() -> None:
     """An unparseable time raises InvalidEventError naming the field, not echoing the value."""
     with pytest.raises(InvalidEventError, match=r"^some\.field is not an ISO-8601 datetime$"):
         parse_time("not a time", what="some.field")
+
+
+PLUS_5 = timezone(timedelta(hours=5))
+MINUS_5 = timezone(timedelta(hours=-5))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "in_utc"),
+    [
+        pytest.param(
+            "0001-01-01T00:00:00+00:00",
+            datetime(1, 1, 1, tzinfo=UTC),
+            "0001-01-01T00:00:00Z",
+            id="first",
+        ),
+        pytest.param(
+            "0001-01-01T00:00:00",
+            datetime(1, 1, 1, tzinfo=UTC),
+            "0001-01-01T00:00:00Z",
+            id="first, naive",
+        ),
+        pytest.param(
+            "0001-01-01T05:00:00+05:00",
+            datetime(1, 1, 1, 5, tzinfo=PLUS_5),
+            "0001-01-01T00:00:00Z",
+            id="first, ahead of UTC",
+        ),
+        pytest.param(
+            "0001-01-01T00:00:00-05:00",
+            datetime(1, 1, 1, tzinfo=MINUS_5),
+            "0001-01-01T05:00:00Z",
+            id="year 1, behind UTC",
+        ),
+        pytest.param(
+            "9999-12-31T23:59:59.999999+00:00",
+            datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+            "9999-12-31T23:59:59Z",
+            id="last",
+        ),
+        pytest.param(
+            "9999-12-31T23:59:59+05:00",
+            datetime(9999, 12, 31, 23, 59, 59, tzinfo=PLUS_5),
+            "9999-12-31T18:59:59Z",
+            id="year 9999, ahead of UTC",
+        ),
+        pytest.param(
+            "9999-12-31T18:59:59-05:00",
+            datetime(9999, 12, 31, 18, 59, 59, tzinfo=MINUS_5),
+            "9999-12-31T23:59:59Z",
+            id="last second, behind UTC",
+        ),
+    ],
+)
+def test_edge_dates_with_a_utc_form_are_kept(text: str, expected: datetime, in_utc: str) -> None:
+    """Dates at the ends of datetime's range decode as long as their UTC form is in it."""
+    parsed = parse_time(text, what="x")
+    assert parsed == expected
+    assert parsed.utcoffset() == expected.utcoffset()
+    assert iso_utc(parsed) == in_utc
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("0001-01-01T00:00:00+05:00", id="year 1 ahead of UTC: year 0 in UTC"),
+        pytest.param("0001-01-01T04:59:59+05:00", id="one second short"),
+        pytest.param("0001-01-01T00:00:00+00:00:01", id="a one-second offset"),
+        pytest.param("0001-01-01T00:00:00+23:59", id="the largest offset"),
+        pytest.param("9999-12-31T23:59:59-05:00", id="year 9999 behind UTC: year 10000 in UTC"),
+        pytest.param("9999-12-31T19:00:00-05:00", id="one second over"),
+        pytest.param("9999-12-31T23:59:59-00:00:01", id="a one-second offset behind"),
+    ],
+)
+def test_a_date_with_no_utc_form_is_poison(text: str) -> None:
+    """A date whose UTC form falls outside years 1 to 9999 raises date_out_of_range."""
+    with pytest.raises(InvalidEventError) as caught:
+        parse_time(text, what="catalog_info.schedule_data.end")
+    assert caught.value.reason == "date_out_of_range"
+    assert str(caught.value).startswith("catalog_info.schedule_data.end has no UTC form")
+
+
+@pytest.mark.parametrize("field", ["start", "end", "enrollment_start", "enrollment_end"])
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+def test_a_catalog_date_with_no_utc_form_makes_the_event_poison(field: str, text: str) -> None:
+    """Any date of the schedule with no UTC form stops the event at the edge, naming the field."""
+    schedule: dict[str, Any] = {field: text}
+    with pytest.raises(InvalidEventError) as caught:
+        catalog_info_changed(meta(CATALOG), catalog(**schedule))
+    assert caught.value.reason == "date_out_of_range"
+    assert f"catalog_info.schedule_data.{field} " in str(caught.value)
+
+
+utc_offsets = st.integers(min_value=-(86_400 * 10**6) + 1, max_value=86_400 * 10**6 - 1).map(
+    lambda microseconds: timezone(timedelta(microseconds=microseconds))
+)
+any_datetime = st.datetimes(timezones=st.none() | st.just(UTC) | utc_offsets)
+
+
+def _offset(minutes: int) -> str:
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{'-' if minutes < 0 else '+'}{hours:02d}:{rest:02d}"
+
+
+# Hypothesis never builds an aware datetime outside the range in UTC, so the texts that
+# matter most are written by hand: a day at either end of the range and any offset.
+edge_texts = st.builds(
+    str.__add__,
+    st.sampled_from(["0001-01-01T00:00:00", "9999-12-31T23:59:59"])
+    | st.datetimes(max_value=datetime(1, 1, 2)).map(datetime.isoformat)  # noqa: DTZ001 - naive
+    | st.datetimes(min_value=datetime(9999, 12, 31)).map(datetime.isoformat),  # noqa: DTZ001
+    st.sampled_from(["", "Z"]) | st.integers(-(24 * 60) + 1, 24 * 60 - 1).map(_offset),
+)
+date_texts = st.one_of(
+    edge_texts,
+    any_datetime.map(datetime.isoformat),
+    st.builds(
+        datetime.isoformat,
+        any_datetime,
+        sep=st.sampled_from(["T", " "]),
+        timespec=st.sampled_from(["auto", "hours", "minutes", "seconds", "milliseconds"]),
+    ),
+    any_datetime.map(lambda value: value.isoformat().replace("+00:00", "Z")),
+    st.text(alphabet="0123456789-+:.TZ ", max_size=40),
+    st.text(max_size=40),
+)
+
+
+@settings(max_examples=500)
+@given(date_texts)
+def test_property_a_date_text_has_a_utc_form_or_is_invalid(text: str) -> None:
+    """Any text: an aware datetime whose UTC form exists and formats, or InvalidEventError."""
+    try:
+        parsed = parse_time(text, what="x")
+    except InvalidEventError as error:
+        reason = error.reason
+        assert reason in {"invalid_event", "date_out_of_range"}
+        return
+    utc = parsed.astimezone(UTC)
+    assert utc == parsed
+    assert iso_utc(parsed) == utc.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+@settings(max_examples=200)
+@given(
+    st.sampled_from(["start", "end", "enrollment_start", "enrollment_end"]), edge_texts | date_texts
+)
+def test_property_catalog_event_dates_all_have_a_utc_form(field: str, text: str) -> None:
+    """A catalog event is built only when every date it holds converts to UTC."""
+    schedule: dict[str, Any] = {field: text}
+    try:
+        event = catalog_info_changed(meta(CATALOG), catalog(**schedule))
+    except InvalidEventError:
+        return
+    for value in (event.start, event.end, event.enrollment_start, event.enrollment_end):
+        assert value is None or value.astimezone(UTC) == value
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from consumer.errors import (
     FramingError,
     HeaderError,
     InvalidEventError,
+    InvalidWriterSchemaError,
     RegistryUnavailableError,
     TransientError,
     UnknownEventTypeError,
@@ -41,6 +42,16 @@ from consumer.wire import (
     load_reader_schemas,
     split_frame,
 )
+from tests.support.hostile import (
+    CRASH_SCHEMAS,
+    HANG_BODY,
+    HANG_SCHEMA,
+    LINKED_LIST_BODY,
+    LINKED_LIST_SCHEMA,
+    varint,
+    with_extra_first_field,
+)
+from tests.support.watchdog import Outcome, run_bounded
 
 try:  # as consumer/wire.py: the registry client talks through httpx2 when installed
     import httpx2 as httpx
@@ -629,20 +640,20 @@ def avro_schema(event_type: EventType = CREATED) -> Schema:
         ),
         pytest.param(
             Schema('{"type": "record"', "AVRO"),
-            UnknownSchemaError,
-            "unknown_schema_id",
+            InvalidWriterSchemaError,
+            "invalid_writer_schema",
             id="invalid Avro JSON",
         ),
         pytest.param(
             Schema('{"type": "record", "name": "X", "fields": [{"name": "a"}]}', "AVRO"),
-            UnknownSchemaError,
-            "unknown_schema_id",
+            InvalidWriterSchemaError,
+            "invalid_writer_schema",
             id="invalid Avro schema",
         ),
         pytest.param(
             Schema('syntax = "proto3";', "PROTOBUF"),
-            UnknownSchemaError,
-            "unknown_schema_id",
+            InvalidWriterSchemaError,
+            "invalid_writer_schema",
             id="not an Avro schema",
         ),
     ],
@@ -650,7 +661,7 @@ def avro_schema(event_type: EventType = CREATED) -> Schema:
 def test_registry_errors_are_translated_once(
     answer: Schema | BaseException, error: type[DecodeError | TransientError], reason: str
 ) -> None:
-    """Registry answers map to UnknownSchemaError (poison) or RegistryUnavailableError (wait)."""
+    """Registry answers map to a DecodeError (poison) or RegistryUnavailableError (wait)."""
     with pytest.raises((DecodeError, TransientError)) as caught:
         registry(StubRegistry(answer)).get(SCHEMA_ID)
     assert type(caught.value) is error
@@ -744,3 +755,95 @@ def test_reader_schemas_are_independent_copies() -> None:
     record_fields(schema, "certificate").append({"name": "x", "type": "int", "default": 0})
     fastavro.parse_schema(schema)
     assert before == READERS[CREATED]
+
+
+# ---------------------------------------------------------------------------- hostile schemas
+
+BOUND = 30.0  # seconds: a watchdog against a decoder that never ends, not a speed assertion
+
+
+def decode_with_registry_schema(text: str, body: bytes, event_type: EventType = CREATED) -> Outcome:
+    """Decode one record whose writer schema is ``text``, in a child process under a bound."""
+
+    def decode() -> str:
+        decoder = Decoder(registry(StubRegistry(Schema(text, "AVRO"))), READERS)
+        return type(decoder.decode(record(frame(body), event_type))).__name__
+
+    return run_bounded(decode, seconds=BOUND)
+
+
+def test_a_writer_schema_whose_decoding_would_not_end_is_refused() -> None:
+    """An extra array<null> field and a 14-byte body counting 2^62 items: poison at once."""
+    outcome = decode_with_registry_schema(HANG_SCHEMA, HANG_BODY)
+    assert outcome.error_class == "InvalidWriterSchemaError"
+    assert outcome.reason == "unbounded_writer_schema"
+
+
+@pytest.mark.parametrize(
+    "items",
+    ["float", "double", "boolean", {"type": "fixed", "name": "Two", "size": 2}],
+    ids=str,
+)
+def test_skipped_items_stop_at_the_end_of_the_body(items: object) -> None:
+    """Items fastavro skipped without checking for the end: a read past it now fails."""
+    schema = with_extra_first_field(CREATED, {"type": "array", "items": items})
+    outcome = decode_with_registry_schema(schema, varint(2**62) + b"\x00" * 4)
+    assert outcome.error_class == "AvroDecodeError"
+    assert outcome.reason == "undecodable_avro"
+    assert "EOFError" in outcome.message
+
+
+def test_a_recursive_writer_schema_is_refused_before_it_can_crash_the_process() -> None:
+    """A linked-list schema made fastavro overflow the C stack (SIGSEGV) on a 100 kB body."""
+    outcome = decode_with_registry_schema(LINKED_LIST_SCHEMA, LINKED_LIST_BODY)
+    assert outcome.error_class == "InvalidWriterSchemaError"
+    assert outcome.reason == "unbounded_writer_schema"
+
+
+@pytest.mark.parametrize("text", list(CRASH_SCHEMAS.values()), ids=list(CRASH_SCHEMAS))
+def test_a_schema_text_fastavro_cannot_parse_is_poison(text: str) -> None:
+    """Texts that made the registry lookup raise TypeError, KeyError or RecursionError."""
+    decoder = Decoder(registry(StubRegistry(Schema(text, "AVRO"))), READERS)
+    with pytest.raises(DecodeError) as caught:
+        decoder.decode(record(valid()))
+    assert type(caught.value) is InvalidWriterSchemaError
+    assert caught.value.reason == "invalid_writer_schema"
+
+
+def test_an_empty_union_schema_does_not_fall_back_to_the_reader() -> None:
+    """``[]`` parses to a falsy schema; it was silently replaced by the reader schema."""
+    decoder = Decoder(registry(StubRegistry(Schema("[]", "AVRO"))), READERS)
+    with pytest.raises(InvalidWriterSchemaError):
+        decoder.decode(record(valid()))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [CRASH_SCHEMAS["a number"], HANG_SCHEMA, LINKED_LIST_SCHEMA],
+    ids=["unparseable", "unbounded", "recursive"],
+)
+def test_a_refused_schema_is_remembered_for_its_id(text: str) -> None:
+    """The registry is asked once per refused id; every record of it gets the same answer."""
+    stub = StubRegistry(Schema(text, "AVRO"))
+    decoder = Decoder(registry(stub), READERS)
+    errors = []
+    for _ in range(3):
+        with pytest.raises(InvalidWriterSchemaError) as caught:
+            decoder.decode(record(valid()))
+        errors.append(caught.value)
+    assert stub.calls == [SCHEMA_ID]
+    assert len({(str(error), error.reason) for error in errors}) == 1
+    assert len({id(error) for error in errors}) == 3  # fresh errors: no growing traceback
+
+
+def test_writer_logical_types_do_not_change_the_readers_plain_types() -> None:
+    """A ``timestamp-millis`` on the user id made fastavro return a datetime, and int() fail."""
+    schema = writer_schema(CREATED)
+    user = record_fields(schema, "certificate", "user")
+    user[0] = {"name": "id", "type": {"type": "long", "logicalType": "timestamp-millis"}}
+    writer = fastavro.parse_schema(json.loads(json.dumps(schema)))
+    value = frame(avro(writer, certificate()))  # id 7 is written as the long 7
+    decoder = Decoder(registry(StubRegistry(Schema(json.dumps(schema), "AVRO"))), READERS)
+    event = decoder.decode(record(value))
+    assert isinstance(event, CertificateEvent)
+    assert event.learner.user_id == 7
