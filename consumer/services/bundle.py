@@ -62,6 +62,7 @@ def build_services(
             root=root,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
+            total_timeout=settings.total_timeout,
             pool_size=settings.pool_size,
             tokens=tokens,
             guard=guard,
