@@ -76,7 +76,7 @@ class Deadline:
 
 def _cut(connection: _DeadlineConnection) -> None:
     """Shut the connection's socket down; a read blocked on it returns at once."""
-    sock = connection.sock
+    sock = connection.sock or connection.watched_sock
     if sock is not None:
         with contextlib.suppress(OSError):
             # The plain socket's shutdown, also for TLS: the SSL object stays intact for the
@@ -156,10 +156,15 @@ class _DeadlineConnection:
     """What the connection classes below add to urllib3's: the deadline that owns them."""
 
     deadline: Deadline | None = None
+    watched_sock: socket.socket | None = None
+    """The socket as of the last connect: http.client drops ``sock`` from a connection whose
+    answer says ``Connection: close`` while the answer is still being read from it."""
     sock: socket.socket | None
 
     def _own(self) -> None:
         """Record the calling thread's deadline as this connection's owner."""
+        if self.sock is not None:
+            self.watched_sock = self.sock
         current: Deadline | None = getattr(_local, "deadline", None)
         if current is not None:
             current._claim(self)
@@ -169,6 +174,7 @@ class _DeadlineConnection:
 
     def _after_connect(self) -> None:
         """A deadline that passed while the connection was being opened cuts it now."""
+        self.watched_sock = self.sock
         with _claims:
             if self.deadline is not None and self.deadline.expired:
                 _cut(self)

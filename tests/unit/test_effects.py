@@ -293,6 +293,92 @@ def test_a_permanent_failure_alone_is_raised_as_permanent(
     assert caught.value.reason == "http_403"
 
 
+# ------------------------------------------------- completion never reads modes from Credentials
+
+
+def test_an_honor_certificate_in_a_verified_run_completes_no_verified_program(
+    fake: FakeOpenEdx, services: Services
+) -> None:
+    """Regression: Credentials reads alice's honor credential in a verified run back as verified.
+
+    Program Q needs B1 as verified; the seed's ProgramProgressMeter compares the learner's
+    own mode (honor) with the run's type, so nothing is awarded.
+    """
+    fake.add_course_certificate_config(B1, "verified")
+    passed(fake, B1, mode="honor")
+    (read,) = services.credentials.list_credentials(username="alice", request_id="e")
+    assert read.mode == "verified"  # what Credentials answers: the run's config type
+    result = Effects(services).apply(award(B1, mode="honor"), "e")
+    assert (result.status, result.reason) == ("skipped", "no_completed_programs")
+    assert program_writes(fake) == []
+
+
+def test_the_modes_of_the_other_runs_come_from_the_lms(fake: FakeOpenEdx, effects: Effects) -> None:
+    """An earlier honor certificate in a verified run does not complete P; the event's does Q."""
+    fake.add_course_certificate_config(A1, "verified")
+    passed(fake, A1, mode="honor")
+    passed(fake, B1)
+    result = effects.apply(award(B1), "e")
+    assert result.programs == (ProgramResult(Q, "awarded"),)
+    assert [record.status for record in fake.requests(endpoint="certificates_list")] == [200]
+
+
+def test_a_run_not_yet_viewable_is_read_from_the_lms_on_its_own(
+    fake: FakeOpenEdx, effects: Effects
+) -> None:
+    """The LMS list leaves out runs not yet viewable: their certificate is read one by one."""
+    fake.add_course_run(A1, certificates_viewable=False)
+    passed(fake, A1, B1)
+    result = effects.apply(award(B1), "e")
+    assert result.programs == (ProgramResult(P, "awarded"), ProgramResult(Q, "awarded"))
+    assert [record.course_run for record in fake.requests(endpoint="certificate_detail")] == [A1]
+
+
+def test_a_run_held_in_credentials_but_not_passing_in_the_lms_does_not_count(
+    fake: FakeOpenEdx, effects: Effects
+) -> None:
+    """Credentials still holding a run the LMS no longer has as passing: the LMS decides."""
+    passed(fake, A1, B1)
+    fake.add_lms_certificate("alice", A1, mode="verified", status="notpassing")
+    result = effects.apply(award(B1), "e")
+    assert result.programs == (ProgramResult(Q, "awarded"),)
+
+
+def test_only_the_events_run_needed_asks_the_lms_nothing(
+    fake: FakeOpenEdx, effects: Effects
+) -> None:
+    """When the event's run alone completes the program, no LMS request is made."""
+    passed(fake, B1)
+    result = effects.apply(award(B1), "e")
+    assert result.programs == (ProgramResult(Q, "awarded"),)
+    assert fake.requests(service="lms") == []
+
+
+def test_the_events_own_run_counts_before_credentials_holds_it(effects: Effects) -> None:
+    """The event's certificate counts with its own mode even if Credentials has no copy yet."""
+    result = effects.apply(award(B1), "e")
+    assert result.programs == (ProgramResult(Q, "awarded"),)
+
+
+def test_an_event_certificate_that_is_not_passing_does_not_count(effects: Effects) -> None:
+    """Only a passing status (downloadable, generating) makes the event's run count."""
+    result = effects.apply(award(B1, status="notpassing"), "e")
+    generating = effects.apply(award(B1, status="generating"), "e")
+    assert (result.status, result.reason) == ("skipped", "no_completed_programs")
+    assert generating.programs == (ProgramResult(Q, "awarded"),)
+
+
+def test_completion_from_the_lms_takes_the_events_mode_for_its_run(fake: FakeOpenEdx) -> None:
+    """With completion_source=lms an honor event in B1 completes no verified program either."""
+    fake.add_lms_certificate("alice", A1, mode="verified")
+    services = build_services(service_settings(fake, completion_source="lms"))
+    try:
+        honor = Effects(services).apply(award(B1, mode="honor"), "e")
+    finally:
+        services.close()
+    assert (honor.status, honor.reason) == ("skipped", "no_completed_programs")
+
+
 def test_completion_from_the_lms_certificates_list(fake: FakeOpenEdx) -> None:
     """With completion_source=lms, passing certificates come from the LMS, not from Credentials."""
     fake.add_lms_certificate("alice", B1, mode="verified")

@@ -218,7 +218,7 @@ def test_a_different_mode_is_ignored_once_the_run_has_a_config(
 def test_reads_answer_the_runs_config_type_as_every_learners_mode(
     fake: FakeOpenEdx, http: requests.Session
 ) -> None:
-    """ref: Credentials, Consequence for reads (observed): honor posted to a verified run reads verified.
+    """ref: Credentials, Consequence for reads (observed): honor in a verified run reads verified.
 
     Every course-run credential of a run is filed under the run's one certificate config,
     and ``GET credentials/`` answers the config's type as the credential's ``mode``; a
