@@ -69,18 +69,27 @@ def _learner_and_run(name: str, learner: Learner, course_run: str) -> dict[str, 
 class AwardPrograms:
     """Award every program the learner has completed and not yet received.
 
-    ``course_run`` is the run whose certificate triggered it; candidates are the programs
-    containing *any* of the learner's completed runs (seed: award_program_certificates).
+    ``course_run`` is the run whose certificate triggered it, ``mode`` and ``status`` that
+    certificate's: completion takes the learner's mode of this run from the event, since
+    Credentials' reads answer the run's config type instead (ADR 0007). Candidates are the
+    programs containing *any* of the learner's completed runs (seed:
+    award_program_certificates).
     """
 
     learner: Learner
     course_run: str
+    mode: str
+    status: str
 
     name = "award_programs"
 
     def to_json(self) -> dict[str, Any]:
         """The dry-run form of this command."""
-        return _learner_and_run(self.name, self.learner, self.course_run)
+        return {
+            **_learner_and_run(self.name, self.learner, self.course_run),
+            "mode": self.mode,
+            "status": self.status,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -316,6 +316,7 @@ def _services(env: Mapping[str, str], *, pool_size: int) -> ServiceSettings:
         discovery_url=_url(env, "COURSE_CATALOG_API_URL", required=False),
         connect_timeout=_seconds(env, "CONSUMER_HTTP_CONNECT_TIMEOUT", 3.05, minimum=0.01),
         read_timeout=_seconds(env, "CONSUMER_HTTP_READ_TIMEOUT", 20.0, minimum=0.01),
+        total_timeout=_seconds(env, "CONSUMER_HTTP_TOTAL_TIMEOUT", 25.0, minimum=0.01),
         pool_size=pool_size,
         program_cache_ttl=_seconds(env, "CONSUMER_PROGRAM_CACHE_TTL_SECONDS", 300.0, minimum=1.0),
         completion_source=_choice(  # type: ignore[arg-type]

@@ -12,15 +12,20 @@ program does not undo the others; after trying them all, the worst error is rais
 re-reads the awarded programs, so it only repeats what is still missing. A program
 Credentials has not configured is a per-program skip, not an error.
 
-Completed runs come from Credentials' awarded ``course-run`` credentials by default
-(``completion_source="credentials"``: sees certificates before they are viewable, misses
-orgs whose course sync is disabled) or from the LMS certificates list (``"lms"``: every
-org, but only certificates already viewable).
+Program completion never takes a learner's mode from Credentials: Credentials answers a
+run's config type as every credential's mode (ADR 0007). The event's own run counts with
+the event's mode and status. With ``completion_source="credentials"`` (default) *which*
+other runs the learner holds comes from Credentials' awarded ``course-run`` credentials
+(sees certificates before they are viewable, misses orgs whose course sync is disabled),
+and their modes from the LMS — its certificates list, and the per-run certificate for a
+run the list leaves out because it is not yet viewable — only for runs of programs the
+held runs could complete. With ``"lms"`` the LMS certificates list is the whole source
+(every org, but only certificates already viewable).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -48,10 +53,16 @@ from consumer.events import Learner
 from consumer.programs import PassingCertificate, Program
 from consumer.services.bundle import Services
 from consumer.services.credentials import ProgramWrite
+from consumer.services.program_cache import ProgramCache
 
 log = structlog.get_logger(__name__)
 
 Status = Literal["applied", "skipped"]
+Completion = Callable[
+    [str, PassingCertificate | None, ProgramCache, str],
+    tuple[tuple[PassingCertificate, ...], tuple[Program, ...]],
+]
+"""(username, the event's certificate, cache, request id) -> (passing certificates, candidates)."""
 ProgramAction = Literal["awarded", "revoked", "skipped"]
 _DONE_EVENT: dict[CredentialStatus, str] = {
     "awarded": "program_awarded",
@@ -144,6 +155,10 @@ def _worst(
     return summary
 
 
+def _sorted(certificates: Iterable[PassingCertificate]) -> tuple[PassingCertificate, ...]:
+    return tuple(sorted(certificates, key=lambda cert: (cert.course_run, cert.mode)))
+
+
 def _learner_result(
     command: AwardPrograms | RevokePrograms, status: Status, reason: str | None
 ) -> EffectResult:
@@ -170,11 +185,10 @@ class Effects:
         self._services = services
         self._excluded = programs_without_certificates
         self._honor = honor_certificates_enabled
-        source = services.settings.completion_source
-        self._passing: Callable[..., tuple[PassingCertificate, ...]] = (
-            services.lms.passing_certificates
-            if source == "lms"
-            else services.credentials.passing_certificates
+        self._completion: Completion = (
+            self._completion_from_lms
+            if services.settings.completion_source == "lms"
+            else self._completion_from_credentials
         )
 
     def apply(self, command: Command, request_id: str) -> EffectResult:
@@ -224,10 +238,14 @@ class Effects:
         if rules.awarding_disabled(self._excluded):
             return result("skipped", "programs_without_certificates_all")
         username = command.learner.username
-        passing = self._passing(username=username, request_id=request_id)
+        own = (
+            PassingCertificate(course_run=command.course_run, mode=command.mode)
+            if rules.is_passing_status(command.status)
+            else None
+        )
+        passing, candidates = self._completion(username, own, cache, request_id)
         if not passing:
             return result("skipped", "no_completed_programs")
-        candidates = cache.programs_for_runs(cert.course_run for cert in passing)
         completed = rules.completed_programs(candidates, passing)
         if not completed:
             return result("skipped", "no_completed_programs")
@@ -239,6 +257,72 @@ class Effects:
             return result("skipped", "already_awarded")
         outcomes = self._write_programs(command.learner, to_award, "awarded", request_id)
         return self._programs_result(command.name, command.learner, command.course_run, outcomes)
+
+    def _completion_from_credentials(
+        self,
+        username: str,
+        own: PassingCertificate | None,
+        cache: ProgramCache,
+        request_id: str,
+    ) -> tuple[tuple[PassingCertificate, ...], tuple[Program, ...]]:
+        """Held runs from Credentials; modes from the event (its run) and the LMS (others).
+
+        The LMS is asked only when a program the held runs could complete has a run other
+        than the event's: one list request, plus one per such run the list leaves out.
+        """
+        held = self._services.credentials.awarded_course_runs(
+            username=username, request_id=request_id
+        )
+        mine = frozenset({own.course_run}) if own is not None else frozenset[str]()
+        runs = held | mine
+        if not runs:
+            return (), ()
+        candidates = rules.completable_programs(cache.programs_for_runs(runs), runs)
+        needed = frozenset(run for program in candidates for run in program.run_keys())
+        others = self._lms_passing(username, (needed & held) - mine, request_id)
+        return ((own,) if own is not None else ()) + others, candidates
+
+    def _lms_passing(
+        self, username: str, runs: frozenset[str], request_id: str
+    ) -> tuple[PassingCertificate, ...]:
+        """The learner's passing certificates in ``runs``, with the LMS's modes.
+
+        The list first (passing, viewable only); a run it leaves out is read on its own
+        (not yet viewable), and counts only with a passing status.
+        """
+        if not runs:
+            return ()
+        lms = self._services.lms
+        listed = {
+            cert.course_id: cert
+            for cert in lms.certificates(username=username, request_id=request_id)
+            if cert.course_id in runs
+        }
+        found = [cert.as_passing() for cert in listed.values() if cert.passing]
+        for run in sorted(runs - listed.keys()):
+            cert = lms.certificate(username=username, course_run=run, request_id=request_id)
+            if cert is not None and cert.passing:
+                found.append(cert.as_passing())
+        return _sorted(found)
+
+    def _completion_from_lms(
+        self,
+        username: str,
+        own: PassingCertificate | None,
+        cache: ProgramCache,
+        request_id: str,
+    ) -> tuple[tuple[PassingCertificate, ...], tuple[Program, ...]]:
+        """The LMS certificates list, with the event's own certificate for its run."""
+        by_run = {
+            cert.course_run: cert
+            for cert in self._services.lms.passing_certificates(
+                username=username, request_id=request_id
+            )
+        }
+        if own is not None:
+            by_run[own.course_run] = own
+        passing = _sorted(by_run.values())
+        return passing, cache.programs_for_runs(by_run)
 
     def _revoke_programs(self, command: RevokePrograms, request_id: str) -> EffectResult:
         def result(status: Status, reason: str | None) -> EffectResult:

@@ -145,7 +145,12 @@ def _award_step(policy: Policy) -> _Step:
     if rules.awarding_disabled(policy.programs_without_certificates):
         excluded = Skip("programs_without_certificates_all", "PROGRAMS_WITHOUT_CERTIFICATES is ALL")
         return lambda _event: excluded
-    return lambda event: AwardPrograms(learner=event.learner, course_run=str(event.course_key))
+    return lambda event: AwardPrograms(
+        learner=event.learner,
+        course_run=str(event.course_key),
+        mode=event.mode,
+        status=event.status,
+    )
 
 
 def _revoke_step(policy: Policy) -> _Step:

@@ -30,6 +30,7 @@ from consumer.handlers import Handled, Handler
 from consumer.observability import Metrics
 from consumer.outcomes import Abandoned, Applied, Failed, Outcome, Skipped, Stage
 from consumer.retry import Cancelled, Retrier, RetriesExhausted
+from consumer.services.redaction import redact_text
 
 log = structlog.get_logger("consumer.processing")
 
@@ -61,9 +62,13 @@ def skipped_outcome(handled: Handled) -> Skipped:
 
 
 def _redact(text: str, event: Event) -> str:
-    """Remove the learner's username from an error text (defence in depth)."""
+    r"""Mask the learner's username in an error text, in every spelling (defence in depth).
+
+    Not only as given: JSON-escaped (``Jos\u00e9``, ``\"``, ``\\``) and percent-encoded
+    forms too, since service answers quoted in messages carry those.
+    """
     if isinstance(event, CertificateEvent) and event.learner.username:
-        return text.replace(event.learner.username, "<username>")
+        return redact_text(text, (event.learner.username,))
     return text
 
 

@@ -203,6 +203,31 @@ def is_program_complete(program: Program, certificates: Iterable[PassingCertific
     return _is_complete(program, _earned(certificates))
 
 
+def is_passing_status(status: str) -> bool:
+    """Whether a certificate status counts towards programs: ``downloadable`` or ``generating``.
+
+    Seed: ``CertificateStatuses.PASSED_STATUSES``, which ``ProgramProgressMeter`` reads.
+    """
+    return status in (DOWNLOADABLE, GENERATING)
+
+
+def completable_programs(
+    programs: Iterable[Program], held_runs: Iterable[str]
+) -> tuple[Program, ...]:
+    """The programs every course of which has a run in ``held_runs`` (modes not yet checked).
+
+    Only these can be complete, so only their runs' certificate modes need to be looked up;
+    a program without courses is never complete and is left out.
+    """
+    held = frozenset(held_runs)
+    return tuple(
+        program
+        for program in programs
+        if program.courses
+        and all(any(run.key in held for run in course.runs) for course in program.courses)
+    )
+
+
 def completed_programs(
     programs: Iterable[Program], certificates: Iterable[PassingCertificate]
 ) -> tuple[str, ...]:

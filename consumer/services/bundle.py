@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import requests.adapters
+
 from consumer.services.credentials import CredentialsClient
 from consumer.services.discovery import DiscoveryClient
 from consumer.services.http import NO_GUARD, CallGuard, HttpClient, TokenSource
@@ -53,8 +55,12 @@ def build_services(
     guard: CallGuard = NO_GUARD,
     clock: Callable[[], float] = time.monotonic,
     on_program_cache_refresh: Callable[[CacheState], None] | None = None,
+    transport: requests.adapters.BaseAdapter | None = None,
 ) -> Services:
-    """Build every client for ``settings``; sends nothing until used (or ``start``)."""
+    """Build every client for ``settings``; sends nothing until used (or ``start``).
+
+    ``transport`` replaces every client's HTTP adapter (tests: in-process services).
+    """
 
     def http(service: str, root: str, tokens: TokenSource | None) -> HttpClient:
         return HttpClient(
@@ -62,10 +68,12 @@ def build_services(
             root=root,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
+            total_timeout=settings.total_timeout,
             pool_size=settings.pool_size,
             tokens=tokens,
             guard=guard,
             clock=clock,
+            transport=transport,
         )
 
     oauth_http = http("oauth", settings.oauth_url, None)

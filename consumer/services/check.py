@@ -26,8 +26,9 @@ PROBE_COURSE_RUN = "course-v1:credentials-consumer+check+probe"
 REQUEST_ID = "credentials-consumer-check"
 
 _STAFF_HINT = (
-    "the OAuth application's user must be global staff (is_staff) and the application "
-    "must not be a restricted application"
+    "grant the OAuth application's user global staff: is_staff ('Staff status' on the user "
+    "in the LMS's Django admin), and make sure the application is not a restricted "
+    "application (oauth_dispatch restricted applications)"
 )
 _VIEW_PERMISSION_HINT = (
     "grant the OAuth application's user the Credentials permission view_usercredential "
@@ -55,6 +56,17 @@ def _failure(service: str, error: ConsumerError, *, forbidden_hint: str) -> Chec
     status = getattr(error, "status", None)
     if status == 403:
         return CheckResult(service, ok=False, summary="forbidden (HTTP 403)", hint=forbidden_hint)
+    if status == 401 and service == "oauth":
+        return CheckResult(
+            service,
+            ok=False,
+            summary="client rejected (HTTP 401)",
+            hint=(
+                "the LMS does not know this client id and secret: check "
+                "BACKEND_SERVICE_EDX_OAUTH2_KEY and BACKEND_SERVICE_EDX_OAUTH2_SECRET against "
+                "the OAuth application in the LMS's Django admin"
+            ),
+        )
     if status == 401:
         return CheckResult(
             service,

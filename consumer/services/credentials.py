@@ -10,6 +10,12 @@ A program Credentials has no active ``ProgramCertificate`` for is answered 400
 ``{"credential": {"program_uuid": "No active ProgramCertificate exists ..."}}`` (404 on
 older deployments). That is a *skip*: ``post_program_credential`` returns
 ``ProgramWrite.NOT_CONFIGURED`` instead of raising.
+
+Reads are validated item by item (``answers.AnswerReader``): an answer of another shape is a
+``MalformedAnswerError``. A course-run credential's ``mode`` is *not* the learner's mode:
+Credentials files every course-run credential of a run under the run's one certificate
+config and answers the config's type (observed), so only *which* runs a learner holds is
+read from here (``awarded_course_runs``), never in which mode.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from consumer.commands import iso_utc
 from consumer.errors import PermanentError, TransientError
-from consumer.programs import PassingCertificate
+from consumer.services.answers import AnswerReader
 from consumer.services.http import HttpClient, RejectedError
 
 CREDENTIALS_PATH = "api/v2/credentials/"
@@ -43,9 +49,16 @@ class ProgramWrite(enum.Enum):
     NOT_CONFIGURED = "program_not_configured"
 
 
+_LIST = AnswerReader("credentials", "credentials_list")
+
+
 @dataclass(frozen=True, slots=True)
 class UserCredential:
-    """One of the learner's credentials as Credentials lists it (username left out)."""
+    """One of the learner's credentials as Credentials lists it (username left out).
+
+    ``mode`` of a course-run credential is the run's certificate config type, not the mode
+    of the learner's certificate (see the module docstring).
+    """
 
     uuid: str
     type: str
@@ -55,16 +68,28 @@ class UserCredential:
     mode: str | None = None
 
 
-def _parse_credential(item: Mapping[str, Any]) -> UserCredential:
-    credential = item.get("credential") or {}
-    return UserCredential(
-        uuid=str(item.get("uuid", "")),
-        type=str(credential.get("type", "")),
-        status=str(item.get("status", "")),
-        program_uuid=credential.get("program_uuid"),
-        course_run_key=credential.get("course_run_key"),
-        mode=credential.get("mode"),
+def _parse_credential(value: object, where: str) -> UserCredential:
+    """One list item, checked: a program needs its UUID, a course run its key (strings)."""
+    item = _LIST.mapping(value, where)
+    credential = _LIST.mapping(item.get("credential"), f"{where}.credential")
+    kind = _LIST.text(credential.get("type"), f"{where}.credential.type")
+    parsed = UserCredential(
+        uuid=_LIST.optional_text(item.get("uuid"), f"{where}.uuid") or "",
+        type=kind,
+        status=_LIST.optional_text(item.get("status"), f"{where}.status") or "",
+        program_uuid=_LIST.optional_text(
+            credential.get("program_uuid"), f"{where}.credential.program_uuid"
+        ),
+        course_run_key=_LIST.optional_text(
+            credential.get("course_run_key"), f"{where}.credential.course_run_key"
+        ),
+        mode=_LIST.optional_text(credential.get("mode"), f"{where}.credential.mode"),
     )
+    if kind == "program" and parsed.program_uuid is None:
+        _LIST.fail(f"{where}.credential.program_uuid", "missing")
+    if kind == "course-run" and parsed.course_run_key is None:
+        _LIST.fail(f"{where}.credential.course_run_key", "missing")
+    return parsed
 
 
 def is_program_not_configured(error: RejectedError) -> bool:
@@ -213,38 +238,41 @@ class CredentialsClient:
             params["program_uuid"] = program_uuid
         if only_visible is not None:
             params["only_visible"] = "true" if only_visible else "false"
-        return tuple(
-            _parse_credential(item)
-            for item in self._pages(params, request_id=request_id, username=username)
-        )
+        return tuple(self._pages(params, request_id=request_id, username=username))
 
     def awarded_program_uuids(self, *, username: str, request_id: str) -> frozenset[str]:
         """UUIDs of the learner's awarded program credentials (no ``only_visible``)."""
         credentials = self.list_credentials(
             username=username, request_id=request_id, credential_type="program", status="awarded"
         )
-        return frozenset(item.program_uuid for item in credentials if item.program_uuid)
+        return frozenset(
+            item.program_uuid
+            for item in credentials
+            if item.type == "program" and item.program_uuid
+        )
 
-    def passing_certificates(
-        self, *, username: str, request_id: str
-    ) -> tuple[PassingCertificate, ...]:
-        """The learner's awarded course-run credentials as passing certificates."""
+    def awarded_course_runs(self, *, username: str, request_id: str) -> frozenset[str]:
+        """Keys of the runs the learner holds an awarded course-run credential in.
+
+        Which runs only: the ``mode`` Credentials answers is the run's config type, not the
+        learner's (see the module docstring), so completion takes modes elsewhere.
+        """
         credentials = self.list_credentials(
             username=username,
             request_id=request_id,
             credential_type="course-run",
             status="awarded",
         )
-        return tuple(
-            PassingCertificate(course_run=item.course_run_key, mode=item.mode or "")
+        return frozenset(
+            item.course_run_key
             for item in credentials
-            if item.course_run_key
+            if item.type == "course-run" and item.course_run_key
         )
 
     def _pages(
         self, params: dict[str, str], *, request_id: str, username: str
-    ) -> Iterator[Mapping[str, Any]]:
-        """Yield the results of every page, following ``next``.
+    ) -> Iterator[UserCredential]:
+        """Yield the checked results of every page, following ``next``.
 
         ``next`` is followed by its query only, against the configured root, so a proxy's
         idea of the host or scheme does not matter.
@@ -272,17 +300,19 @@ class CredentialsClient:
                         "credentials list changed while paging", service="credentials", status=404
                     ) from None
                 raise
-            body = reply.body if isinstance(reply.body, dict) else {}
-            results = body.get("results")
-            if not isinstance(results, list):
-                raise TransientError(
-                    "credentials list answered without results", service="credentials"
-                )
-            yield from (item for item in results if isinstance(item, dict))
-            following = body.get("next")
-            if not following:
+            body = _LIST.mapping(reply.body, f"page {page + 1}")
+            results = _LIST.array(body.get("results"), f"page {page + 1} results")
+            yield from (
+                _parse_credential(item, f"page {page + 1} results[{index}]")
+                for index, item in enumerate(results)
+            )
+            following = _LIST.optional_text(body.get("next"), f"page {page + 1} next")
+            if following is None:
                 return
-            query = dict(parse_qsl(urlsplit(str(following)).query, keep_blank_values=True))
+            try:
+                query = dict(parse_qsl(urlsplit(following).query, keep_blank_values=True))
+            except ValueError:
+                _LIST.fail(f"page {page + 1} next", "as a string that is not a URL")
         raise PermanentError(
             f"credentials list has more than {MAX_PAGES} pages", service="credentials"
         )

@@ -9,30 +9,44 @@ and ``courses[].course_runs[].key``/``type`` are kept; a run's ``type`` (its sea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from consumer.errors import TransientError
 from consumer.programs import Program, ProgramCourse, ProgramRun
+from consumer.services.answers import AnswerReader
 from consumer.services.http import HttpClient, path_segment
 
+_LIST = AnswerReader("discovery", "programs_list")
+_DETAIL = AnswerReader("discovery", "program_detail")
 
-def parse_program(body: Mapping[str, Any]) -> Program:
-    """Reduce a Discovery program document to a ``Program``; raises ``ValueError`` if unusable."""
-    uuid = body.get("uuid")
-    if not isinstance(uuid, str) or not uuid:
-        raise ValueError("program without uuid")
+
+def parse_program(body: object, read: AnswerReader = _DETAIL) -> Program:
+    """Reduce a Discovery program document to a ``Program``; ``MalformedAnswerError`` if unusable.
+
+    ``courses`` and ``course_runs`` may be null or missing (no courses, no runs); what is
+    there must have the documented types. A run without seats has a null ``type``.
+    """
+    document = read.mapping(body, "the answer")
+    uuid = read.text(document.get("uuid"), "uuid")
     courses: list[ProgramCourse] = []
-    for course in body.get("courses") or ():
-        if not isinstance(course, dict):
-            continue
+    for index, value in enumerate(read.array(document.get("courses") or [], "courses")):
+        where = f"courses[{index}]"
+        course = read.mapping(value, where)
         runs = tuple(
-            ProgramRun(key=str(run["key"]), seat_type=run.get("type") or None)
-            for run in course.get("course_runs") or ()
-            if isinstance(run, dict) and run.get("key")
+            _run(read, run, f"{where}.course_runs[{number}]")
+            for number, run in enumerate(
+                read.array(course.get("course_runs") or [], f"{where}.course_runs")
+            )
         )
-        courses.append(ProgramCourse(key=str(course.get("key") or ""), runs=runs))
-    return Program(uuid=uuid, courses=tuple(courses), status=str(body.get("status") or "active"))
+        key = read.optional_text(course.get("key"), f"{where}.key") or ""
+        courses.append(ProgramCourse(key=key, runs=runs))
+    status = read.optional_text(document.get("status"), "status") or "active"
+    return Program(uuid=uuid, courses=tuple(courses), status=status)
+
+
+def _run(read: AnswerReader, value: object, where: str) -> ProgramRun:
+    run = read.mapping(value, where)
+    return ProgramRun(
+        key=read.text(run.get("key"), f"{where}.key"),
+        seat_type=read.optional_text(run.get("type"), f"{where}.type"),
+    )
 
 
 class DiscoveryClient:
@@ -56,14 +70,11 @@ class DiscoveryClient:
                 "uuids_only": "1",
             },
         )
-        if not isinstance(reply.body, list):
-            raise TransientError(
-                "discovery answered the program list without a list", service="discovery"
-            )
-        return tuple(str(uuid) for uuid in reply.body if uuid)
+        items = _LIST.array(reply.body, "the answer")
+        return tuple(_LIST.text(uuid, f"[{index}]") for index, uuid in enumerate(items))
 
     def program(self, uuid: str, *, request_id: str) -> Program:
-        """One program's details. Raises the ``http`` errors, ``TransientError`` if unreadable."""
+        """One program's details. Raises the ``http`` errors, ``MalformedAnswerError``."""
         reply = self._http.call(
             "GET",
             f"programs/{path_segment(uuid)}/",
@@ -71,13 +82,4 @@ class DiscoveryClient:
             request_id=request_id,
             params={"exclude_utm": "1"},
         )
-        if not isinstance(reply.body, dict):
-            raise TransientError(
-                "discovery answered a program without an object", service="discovery"
-            )
-        try:
-            return parse_program(reply.body)
-        except (ValueError, KeyError, TypeError) as error:
-            raise TransientError(
-                f"discovery program unreadable: {error}", service="discovery"
-            ) from None
+        return parse_program(reply.body)

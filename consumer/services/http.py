@@ -2,9 +2,11 @@
 
 Each service gets one ``HttpClient``: a pooled ``requests.Session`` (pool sized to the
 worker's concurrency, no urllib3 retries — retrying is the engine's job), connect/read
-timeouts, ``User-Agent: credentials-consumer/<version>``, an ``X-Request-ID`` carrying the
-event id, and the JWT of ``oauth`` when the service needs one. ``HttpClient.call`` is the
-only method that sends; it fetches a new token once on a 401 and sends again.
+timeouts and a total deadline per call (``deadline``: a server dripping bytes cannot hold
+a request), ``User-Agent: credentials-consumer/<version>``, an ``X-Request-ID`` carrying the
+event id made safe for a header, and the JWT of ``oauth`` when the service needs one.
+Bodies are read up to ``MAX_BODY_BYTES``. ``HttpClient.call`` is the only method that sends;
+it fetches a new token once on a 401 and sends again.
 
 How a call's failure becomes the worker's error (``errors.py`` draws the tree)::
 
@@ -14,6 +16,9 @@ How a call's failure becomes the worker's error (``errors.py`` draws the tree)::
     connect timeout                                 ServiceUnavailableError   yes
     502, 503, 504 (Retry-After honoured)            ServiceUnavailableError   yes
     read timeout, truncated or garbled response     TransientError            no
+    no complete answer within the total timeout     TransientError            no
+    a 2xx that is not JSON, too large, or not the   MalformedAnswerError      no
+      documented shape (``answers.AnswerReader``)
     408, 429 (Retry-After honoured), other 5xx      TransientError            no
     401 after one token refresh, 403                AuthRejectedError         yes
     other 4xx                                       RejectedError             no
@@ -22,9 +27,10 @@ How a call's failure becomes the worker's error (``errors.py`` draws the tree)::
 
 ``RejectedError`` is a ``PermanentError`` that keeps the service's parsed answer so a
 client can tell a *skip* (Credentials' "No active ProgramCertificate") from a rejection.
-Messages name the service, endpoint and host, never a URL path (the LMS puts usernames in
-paths) and never a body verbatim: bodies are summarised with the caller's ``redact``
-strings (the username) replaced.
+Messages name the service, endpoint and host (``hostname[:port]``, never a URL's user info),
+never a URL path (the LMS puts usernames in paths) and never a body verbatim: bodies are
+summarised with every spelling of the caller's ``redact`` strings (the username, the client
+secret) masked (``redaction``).
 
 A ``CallGuard`` sees every request: ``before`` (may raise ``CircuitOpenError`` to refuse
 it) and ``after`` with a ``CallRecord`` (status, elapsed, the error, outage or not). The
@@ -34,9 +40,11 @@ engine's circuit breaker and the HTTP metrics hang there; the default does nothi
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import math
 import socket
+import string
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -52,6 +60,7 @@ import requests.adapters
 import requests.auth
 import requests.exceptions as rex
 import structlog
+import urllib3.exceptions
 
 from consumer.errors import (
     ConsumerError,
@@ -59,6 +68,8 @@ from consumer.errors import (
     ServiceUnavailableError,
     TransientError,
 )
+from consumer.services import deadline
+from consumer.services.redaction import redact_text, redact_value
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +83,13 @@ def _version() -> str:
 
 USER_AGENT: Final = f"credentials-consumer/{_version()}"
 REQUEST_ID_HEADER: Final = "X-Request-ID"
+REQUEST_ID_LIMIT: Final = 128
+"""Longest ``X-Request-ID`` sent; a longer (made-safe) id is cut and keeps a hash suffix."""
+MAX_BODY_BYTES: Final = 10 * 1024 * 1024
+"""Largest answer read; a larger 2xx is a ``MalformedAnswerError`` (``answer_too_large``)."""
+DEFAULT_TOTAL_TIMEOUT: Final = 25.0
 _SUMMARY_LIMIT: Final = 300
+_CHUNK: Final = 64 * 1024
 
 
 # ---------------------------------------------------------------------------- values
@@ -149,6 +166,23 @@ class AuthRejectedError(ServiceUnavailableError):
     opens and consumption pauses until an operator fixes the client (a rotated secret, a
     missing ``view_usercredential`` grant) instead of dead-lettering the whole backlog.
     """
+
+
+class MalformedAnswerError(TransientError):
+    """A 2xx answer the worker cannot use: not JSON, too large, or not the documented shape.
+
+    Transient and not an outage: a proxy or a deployment in the middle of an upgrade may
+    answer so for a while, so it is retried; an event whose answers stay malformed runs
+    down its own budget and is dead-lettered. The message names where the answer is wrong,
+    never a value from it.
+    """
+
+    reason = "malformed_answer"
+
+    def __init__(self, message: str, *, service: str, reason: str | None = None) -> None:
+        super().__init__(message, service=service)
+        if reason is not None:
+            self.reason = reason
 
 
 class RejectedError(PermanentError):
@@ -273,12 +307,20 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
 
 
 def summarise_body(body: object, redact: tuple[str, ...] = ()) -> str:
-    """A short, single-line rendering of an error body with ``redact`` strings masked."""
-    text = body if isinstance(body, str) else json.dumps(body, sort_keys=True, default=str)
-    text = " ".join(text.split())
-    for secret in redact:
-        if secret:
-            text = text.replace(secret, "<redacted>")
+    r"""A short, single-line rendering of an error body with ``redact`` strings masked.
+
+    A parsed body is masked value by value before it is serialised, then the text again
+    (a serialiser escapes ``José`` as ``Jos\u00e9``); whitespace is collapsed only after,
+    so a username with spaces or newlines cannot slip through either.
+    """
+    if isinstance(body, str):
+        text = body
+    else:
+        try:
+            text = json.dumps(redact_value(body, redact), sort_keys=True, default=str)
+        except (ValueError, TypeError, RecursionError):
+            text = "(unreadable body)"
+    text = " ".join(redact_text(text, redact).split())
     return text if len(text) <= _SUMMARY_LIMIT else text[: _SUMMARY_LIMIT - 1] + "…"
 
 
@@ -333,7 +375,7 @@ def build_session(pool_size: int) -> requests.Session:
     sized to the worker's concurrency no caller waits for a connection.
     """
     session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(
+    adapter = deadline.DeadlineAdapter(
         pool_connections=4, pool_maxsize=pool_size, max_retries=0, pool_block=False
     )
     session.mount("http://", adapter)
@@ -345,8 +387,39 @@ def build_session(pool_size: int) -> requests.Session:
 
 
 def path_segment(value: str) -> str:
-    """Quote a value (course key, username) for use as one URL path segment."""
+    """Quote a value (course key, username) for use as one URL path segment.
+
+    ``.`` and ``..`` are percent-encoded too: as literal segments they would be resolved
+    (by urllib3, a proxy or the server) and change the path.
+    """
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
     return quote(value, safe=":+@")
+
+
+_HEADER_SAFE: Final = "".join(sorted(set(string.punctuation) - {"%"}))
+
+
+def request_id_header(request_id: str) -> str:
+    """``request_id`` as a valid, bounded header value: a correlation id, never an error.
+
+    Anything outside visible ASCII (an emoji, CR/LF, a space) is percent-encoded as UTF-8;
+    an id longer than ``REQUEST_ID_LIMIT`` is cut and ends in a short hash of the whole id.
+    """
+    value = quote(request_id, safe=_HEADER_SAFE, errors="surrogatepass")
+    if len(value) <= REQUEST_ID_LIMIT:
+        return value
+    digest = hashlib.sha256(request_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{value[: REQUEST_ID_LIMIT - 13]}~{digest}"
+
+
+def display_host(root: str) -> str:
+    """``hostname[:port]`` of a URL for messages: never the user info a URL may carry."""
+    try:
+        netloc = urlsplit(root).netloc
+    except ValueError:  # an unparsable URL still gets a message, without its user info
+        netloc = root.partition("://")[2].partition("/")[0]
+    return netloc.rpartition("@")[2]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -361,6 +434,10 @@ class _Request:
     redact: tuple[str, ...]
 
 
+class _TooLarge(Exception):
+    """The answer is longer than the client reads."""
+
+
 class HttpClient:
     """One service's pooled session and its single ``call`` path. Thread-safe."""
 
@@ -372,20 +449,29 @@ class HttpClient:
         connect_timeout: float,
         read_timeout: float,
         pool_size: int,
+        total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
+        max_body: int = MAX_BODY_BYTES,
         tokens: TokenSource | None = None,
         guard: CallGuard = NO_GUARD,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        transport: requests.adapters.BaseAdapter | None = None,
     ) -> None:
+        """``transport`` replaces the pooled HTTP adapter (tests: an in-process service)."""
         self.service = service
         self.root = root.rstrip("/")
-        self.host = urlsplit(self.root).netloc
+        self.host = display_host(self.root)
         self._timeouts = (connect_timeout, read_timeout)
+        self._total_timeout = total_timeout
+        self._max_body = max_body
         self._tokens = tokens
         self._guard = guard
         self._clock = clock
         self._wall_clock = wall_clock
         self._session = build_session(pool_size)
+        if transport is not None:
+            self._session.mount("http://", transport)
+            self._session.mount("https://", transport)
         self._closed = threading.Event()
 
     def url(self, path: str) -> str:
@@ -408,11 +494,14 @@ class HttpClient:
 
         ``path`` is relative to the root (or an absolute URL under it). ``endpoint`` is a
         low-cardinality name for metrics and messages; ``request_id`` goes into
-        ``X-Request-ID``. On a 401 the token is refreshed once and the request sent again;
-        a second 401 raises ``AuthRejectedError``. Blocks for at most the timeouts (twice on a
-        401). Raises ``TransientError``/``ServiceUnavailableError``/``PermanentError``
-        (``RejectedError``) as the module docstring tabulates; ``CircuitOpenError`` when
-        the guard refuses. Not idempotent by itself: callers send only upserts and reads.
+        ``X-Request-ID`` (made safe: ``request_id_header``). On a 401 the token is
+        refreshed once and the request sent again; a second 401 raises
+        ``AuthRejectedError``. Blocks for at most the total timeout, token fetch and a
+        401's second request included (a call made inside another ends with the outer).
+        Raises ``TransientError``/``ServiceUnavailableError``/``MalformedAnswerError``/
+        ``PermanentError`` (``RejectedError``) as the module docstring tabulates;
+        ``CircuitOpenError`` when the guard refuses. Not idempotent by itself: callers
+        send only upserts and reads.
         """
         request = _Request(
             method=method,
@@ -424,55 +513,73 @@ class HttpClient:
             form=form,
             redact=redact,
         )
-        if self._tokens is None:
-            return self._send(request, token=None)
-        token = self._tokens.token(request_id)
-        try:
-            return self._send(request, token=token)
-        except AuthRejectedError as error:
-            if error.status != 401:
-                raise
-            self._tokens.invalidate(token)
-            log.info(
-                "token_rejected", service=self.service, endpoint=endpoint, request_id=request_id
-            )
-        return self._send(request, token=self._tokens.token(request_id))
+        with deadline.bounded(self._total_timeout) as ends_at:
+            if self._tokens is None:
+                return self._send(request, token=None, ends_at=ends_at)
+            token = self._tokens.token(request_id)
+            try:
+                return self._send(request, token=token, ends_at=ends_at)
+            except AuthRejectedError as error:
+                if error.status != 401:
+                    raise
+                self._tokens.invalidate(token)
+                log.info(
+                    "token_rejected",
+                    service=self.service,
+                    endpoint=endpoint,
+                    request_id=request_id,
+                )
+            return self._send(request, token=self._tokens.token(request_id), ends_at=ends_at)
 
-    def _send(self, request: _Request, *, token: str | None) -> Reply:
+    def _total_timeout_error(self, endpoint: str) -> TransientError:
+        error = TransientError(
+            f"{self.service} ({self.host}) {endpoint}: total_timeout "
+            f"(no complete answer within {self._total_timeout:g} s)",
+            service=self.service,
+        )
+        error.reason = "total_timeout"
+        return error
+
+    def _send(self, request: _Request, *, token: str | None, ends_at: float) -> Reply:
         """The single place a request leaves the worker and its outcome is classified."""
         endpoint, request_id = request.endpoint, request.request_id
+        if ends_at - time.monotonic() <= 0:
+            raise self._total_timeout_error(endpoint)
         self._guard.before(self.service, endpoint, request_id)
         started = self._clock()
         status: int | None = None
         error: ConsumerError | None = None
+        watch = deadline.Deadline(ends_at)
         try:
             try:
-                response = self._session.request(
-                    request.method,
-                    request.url,
-                    params=request.params,
-                    json=request.json_body,
-                    data=request.form,
-                    headers={REQUEST_ID_HEADER: request_id},
-                    auth=_JwtAuth(token) if token is not None else None,
-                    timeout=self._timeouts,
-                    allow_redirects=False,
-                )
-                status = response.status_code
-                body = _parse_body(response, ok=200 <= status < 300)
-            except rex.RequestException as exc:
+                with deadline.watched(watch):
+                    status, headers, raw = self._exchange(request, token, watch)
+            except (rex.RequestException, urllib3.exceptions.HTTPError) as exc:
+                if watch.expired:
+                    raise self._total_timeout_error(endpoint) from None
+                if not isinstance(exc, rex.RequestException):
+                    exc = rex.ChunkedEncodingError(exc)  # urllib3's own, from the body read
                 raise translate_exception(
                     exc, service=self.service, endpoint=endpoint, host=self.host
                 ) from None
+            except _TooLarge:
+                if watch.expired:
+                    raise self._total_timeout_error(endpoint) from None
+                raise MalformedAnswerError(
+                    f"{self.service} ({self.host}) {endpoint}: answer larger than "
+                    f"{self._max_body} bytes",
+                    service=self.service,
+                    reason="answer_too_large",
+                ) from None
+            ok = 200 <= status < 300
+            body = self._parse_body(raw, ok=ok, endpoint=endpoint)
             classified = classify_status(
                 status,
                 service=self.service,
                 endpoint=endpoint,
                 host=self.host,
                 body=body,
-                retry_after=parse_retry_after(
-                    response.headers.get("Retry-After"), now=self._wall_clock()
-                ),
+                retry_after=parse_retry_after(headers.get("Retry-After"), now=self._wall_clock()),
                 redact=request.redact,
             )
             if classified is not None:
@@ -503,20 +610,77 @@ class HttpClient:
             )
             self._guard.after(record)
 
+    def _exchange(
+        self, request: _Request, token: str | None, watch: deadline.Deadline
+    ) -> tuple[int, Mapping[str, str], bytes | None]:
+        """Send and read the whole answer: (status, headers, body or ``None`` if too large).
+
+        Raises requests' and urllib3's exceptions, and ``_TooLarge`` for a 2xx over the cap.
+        """
+        remaining = max(watch.remaining(), 0.001)
+        connect, read = self._timeouts
+        response = self._session.request(
+            request.method,
+            request.url,
+            params=request.params,
+            json=request.json_body,
+            data=request.form,
+            headers={REQUEST_ID_HEADER: request_id_header(request.request_id)},
+            auth=_JwtAuth(token) if token is not None else None,
+            timeout=(min(connect, remaining), min(read, remaining)),
+            allow_redirects=False,
+            stream=True,
+        )
+        try:
+            status = response.status_code
+            try:
+                raw: bytes | None = self._read_body(response, watch)
+            except _TooLarge:
+                if 200 <= status < 300:
+                    raise
+                raw = None
+            return status, response.headers, raw
+        finally:
+            response.close()
+
+    def _read_body(self, response: requests.Response, watch: deadline.Deadline) -> bytes:
+        """The decoded body, read in chunks; ``_TooLarge`` past ``max_body`` bytes."""
+        declared = response.headers.get("Content-Length", "").strip()
+        if declared.isdecimal() and int(declared) > self._max_body:
+            raise _TooLarge
+        parts: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(_CHUNK):
+            size += len(chunk)
+            if size > self._max_body:
+                raise _TooLarge
+            if watch.expired:
+                raise rex.ReadTimeout("total deadline passed")
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _parse_body(self, raw: bytes | None, *, ok: bool, endpoint: str) -> object:
+        """The JSON body (``None`` if empty); a 2xx that is not JSON is a malformed answer.
+
+        An error answer that is not JSON is kept as a short text for its summary.
+        """
+        if raw is None:
+            return f"(answer larger than {self._max_body} bytes)"
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            if ok:
+                raise MalformedAnswerError(
+                    f"{self.service} ({self.host}) {endpoint}: answer is not JSON",
+                    service=self.service,
+                    reason="invalid_json_response",
+                ) from None
+            return raw[: _SUMMARY_LIMIT * 4].decode("utf-8", "replace")
+
     def close(self) -> None:
         """Close the pooled connections. Idempotent."""
         if not self._closed.is_set():
             self._closed.set()
             self._session.close()
-
-
-def _parse_body(response: requests.Response, *, ok: bool) -> object:
-    """The JSON body; on a 2xx an unreadable body raises (``JSONDecodeError``)."""
-    if not response.content:
-        return None
-    if ok:
-        return response.json()
-    try:
-        return response.json()
-    except rex.JSONDecodeError:
-        return response.text[:_SUMMARY_LIMIT]

@@ -1,50 +1,61 @@
 """The LMS APIs the worker reads: a learner's certificates and a course's modes.
 
 ``GET /api/certificates/v0/certificates/{username}/`` is a plain list of the learner's
-*passing* certificates in courses whose certificates are already viewable; it is the
-alternative completion source (``completion_source="lms"``). ``GET
+*passing* certificates in courses whose certificates are already viewable; ``GET
+.../certificates/{username}/courses/{course_id}/`` is one certificate in any non-audit
+status (404 without one), viewable or not. Together they are where program completion
+takes a learner's certificate *modes* (Credentials cannot say them). ``GET
 /api/course_modes/v1/courses/{course_id}/`` is a plain list of the course's modes; the
 certificate type of a course-certificate config is chosen from it by ``rules``.
+
+Answers are checked item by item (``answers.AnswerReader``): another shape is a
+``MalformedAnswerError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from consumer.errors import TransientError
 from consumer.programs import PassingCertificate
-from consumer.services.http import HttpClient, path_segment
+from consumer.services.answers import AnswerReader
+from consumer.services.http import HttpClient, RejectedError, path_segment
 
 PASSING_STATUSES = frozenset({"downloadable", "generating"})
+
+_LIST = AnswerReader("lms", "certificates_list")
+_DETAIL = AnswerReader("lms", "certificate_detail")
+_MODES = AnswerReader("lms", "course_modes")
 
 
 @dataclass(frozen=True, slots=True)
 class LmsCertificate:
-    """One certificate from the LMS list (username left out)."""
+    """One certificate from the LMS (username left out)."""
 
     course_id: str
     mode: str
     status: str
     is_passing: bool
 
+    @property
+    def passing(self) -> bool:
+        """Passing by both the LMS's flag and its status (``downloadable``/``generating``)."""
+        return self.is_passing and self.status in PASSING_STATUSES
 
-def _certificate(item: Mapping[str, Any]) -> LmsCertificate:
-    status = str(item.get("status", ""))
-    passing = item.get("is_passing")
+    def as_passing(self) -> PassingCertificate:
+        """The certificate as completion sees it: the run and the learner's own mode."""
+        return PassingCertificate(course_run=self.course_id, mode=self.mode)
+
+
+def _certificate(read: AnswerReader, value: object, where: str) -> LmsCertificate:
+    item = read.mapping(value, where)
+    status = read.text(item.get("status"), f"{where}.status")
+    passing = read.optional_bool(item.get("is_passing"), f"{where}.is_passing")
     return LmsCertificate(
-        course_id=str(item.get("course_id", "")),
-        mode=str(item.get("certificate_type", "")),
+        course_id=read.text(item.get("course_id"), f"{where}.course_id"),
+        mode=read.text(item.get("certificate_type"), f"{where}.certificate_type"),
         status=status,
-        is_passing=bool(passing) if passing is not None else status in PASSING_STATUSES,
+        is_passing=passing if passing is not None else status in PASSING_STATUSES,
     )
-
-
-def _list(body: object, what: str) -> list[Mapping[str, Any]]:
-    if not isinstance(body, list):
-        raise TransientError(f"lms answered {what} with something other than a list", service="lms")
-    return [item for item in body if isinstance(item, dict)]
 
 
 class LmsClient:
@@ -64,17 +75,40 @@ class LmsClient:
             request_id=request_id,
             redact=(username,),
         )
-        return tuple(_certificate(item) for item in _list(reply.body, "certificates"))
+        items = _LIST.array(reply.body, "the answer")
+        return tuple(_certificate(_LIST, item, f"[{index}]") for index, item in enumerate(items))
 
     def passing_certificates(
         self, *, username: str, request_id: str
     ) -> tuple[PassingCertificate, ...]:
-        """The learner's passing certificates (``downloadable``/``generating``)."""
+        """The learner's passing certificates (``downloadable``/``generating``), viewable only."""
         return tuple(
-            PassingCertificate(course_run=item.course_id, mode=item.mode)
+            item.as_passing()
             for item in self.certificates(username=username, request_id=request_id)
-            if item.is_passing and item.status in PASSING_STATUSES and item.course_id
+            if item.passing
         )
+
+    def certificate(
+        self, *, username: str, course_run: str, request_id: str
+    ) -> LmsCertificate | None:
+        """The learner's certificate in one run, viewable or not; ``None`` if there is none.
+
+        A 404 (``no_certificate_for_user`` and the like) is ``None``; other errors raise.
+        """
+        try:
+            reply = self._http.call(
+                "GET",
+                f"api/certificates/v0/certificates/{path_segment(username)}"
+                f"/courses/{path_segment(course_run)}/",
+                endpoint="certificate_detail",
+                request_id=request_id,
+                redact=(username,),
+            )
+        except RejectedError as error:
+            if error.status == 404:
+                return None
+            raise
+        return _certificate(_DETAIL, reply.body, "the answer")
 
     def course_modes(self, *, course_run: str, request_id: str) -> tuple[str, ...]:
         """The mode slugs of the course run, in the LMS's order. Raises the ``http`` errors."""
@@ -84,8 +118,8 @@ class LmsClient:
             endpoint="course_modes",
             request_id=request_id,
         )
+        items = _MODES.array(reply.body, "the answer")
         return tuple(
-            str(item["mode_slug"])
-            for item in _list(reply.body, "course modes")
-            if item.get("mode_slug")
+            _MODES.text(_MODES.mapping(item, f"[{index}]").get("mode_slug"), f"[{index}].mode_slug")
+            for index, item in enumerate(items)
         )

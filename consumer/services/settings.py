@@ -2,7 +2,8 @@
 
 ``consumer.config`` fills it from the environment (the variable for each field is named
 below); the clients never read the environment themselves. The OAuth2 secret is hidden
-from ``repr`` and masked by ``describe()``, so printing the settings never leaks it.
+from ``repr`` and masked by ``describe()``, as is the user info a service URL may carry
+(``https://user:pass@host``), so printing the settings never leaks either.
 
 Example::
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 CompletionSource = Literal["credentials", "lms"]
 """Where a learner's passing certificates come from when computing program completion.
@@ -59,6 +61,10 @@ class ServiceSettings:
     """Seconds to open a TCP connection. (``CONSUMER_HTTP_CONNECT_TIMEOUT``)"""
     read_timeout: float = 20.0
     """Seconds to wait for a response between bytes. (``CONSUMER_HTTP_READ_TIMEOUT``)"""
+    total_timeout: float = 25.0
+    """Seconds one call may take in all, body included; a server dripping bytes cannot hold
+    a request longer. Below the revoke and shutdown drains, so a running request ends
+    within them. (``CONSUMER_HTTP_TOTAL_TIMEOUT``)"""
     pool_size: int = 64
     """Connections kept per service: the worker's concurrency. (``CONSUMER_MAX_IN_FLIGHT``)"""
     token_refresh_margin: float = 30.0
@@ -73,7 +79,7 @@ class ServiceSettings:
         """Reject values no client could work with (the config module names the variable)."""
         if self.pool_size < 1:
             raise ValueError("pool_size must be at least 1")
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+        if self.connect_timeout <= 0 or self.read_timeout <= 0 or self.total_timeout <= 0:
             raise ValueError("timeouts must be positive")
         if self.program_cache_ttl <= 0:
             raise ValueError("program_cache_ttl must be positive")
@@ -81,10 +87,29 @@ class ServiceSettings:
             raise ValueError("completion_source must be credentials or lms")
 
     def describe(self) -> list[tuple[str, str]]:
-        """(name, value) rows for ``check`` and the start-up log; the secret is masked."""
+        """(name, value) rows for ``check`` and the start-up log; secrets masked.
+
+        The client secret is ``***``; a URL's user info becomes ``***@``.
+        """
         rows: list[tuple[str, str]] = []
         for item in fields(self):
             value = getattr(self, item.name)
-            shown = "***" if item.name == "oauth_client_secret" and value else str(value)
+            if item.name == "oauth_client_secret":
+                shown = "***" if value else ""
+            elif item.name.endswith("_url") and isinstance(value, str):
+                shown = mask_userinfo(value)
+            else:
+                shown = str(value)
             rows.append((item.name, shown))
         return rows
+
+
+def mask_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@`` (the rest as given)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL at all: show no part that could be user info
+        return "***" if "@" in url else url
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))

@@ -8,10 +8,12 @@ course's ``certificates_display_behavior`` (``end`` | ``end_with_date`` |
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from consumer.errors import TransientError
+from consumer.services.answers import AnswerReader
 from consumer.services.http import HttpClient, path_segment
+
+_DETAILS = AnswerReader("studio", "course_details")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,17 +27,6 @@ class CourseDetails:
     end: datetime | None
 
 
-def parse_datetime(value: object) -> datetime | None:
-    """An ISO-8601 value from a service as an aware UTC datetime (naive means UTC)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 class StudioClient:
     """Reads course details from Studio. Thread-safe; blocks for one request."""
 
@@ -45,23 +36,26 @@ class StudioClient:
         self._http = http
 
     def course_details(self, *, course_run: str, request_id: str) -> CourseDetails:
-        """The run's certificate settings. Raises the ``http`` errors (404 unknown run)."""
+        """The run's certificate settings. Raises the ``http`` errors (404 unknown run).
+
+        A date that is not an ISO-8601 date or has no UTC form, or a field of another type,
+        is a ``MalformedAnswerError`` (retried, then dead-lettered), never a crash.
+        """
         reply = self._http.call(
             "GET",
             f"api/contentstore/v1/course_details/{path_segment(course_run)}",
             endpoint="course_details",
             request_id=request_id,
         )
-        body = reply.body
-        if not isinstance(body, dict):
-            raise TransientError(
-                "studio answered course details without an object", service="studio"
-            )
-        behavior = body.get("certificates_display_behavior")
+        body = _DETAILS.mapping(reply.body, "the answer")
         return CourseDetails(
             course_run=course_run,
-            display_behavior=str(behavior) if behavior else None,
-            certificate_available_date=parse_datetime(body.get("certificate_available_date")),
-            self_paced=bool(body.get("self_paced")),
-            end=parse_datetime(body.get("end_date")),
+            display_behavior=_DETAILS.optional_text(
+                body.get("certificates_display_behavior"), "certificates_display_behavior"
+            ),
+            certificate_available_date=_DETAILS.optional_date(
+                body.get("certificate_available_date"), "certificate_available_date"
+            ),
+            self_paced=bool(_DETAILS.optional_bool(body.get("self_paced"), "self_paced")),
+            end=_DETAILS.optional_date(body.get("end_date"), "end_date"),
         )

@@ -131,6 +131,7 @@ def test_service_variables_are_required_unless_dry_run(variable: str) -> None:
             lambda s: s.services.connect_timeout, 3.05, id="CONSUMER_HTTP_CONNECT_TIMEOUT"
         ),
         pytest.param(lambda s: s.services.read_timeout, 20.0, id="CONSUMER_HTTP_READ_TIMEOUT"),
+        pytest.param(lambda s: s.services.total_timeout, 25.0, id="CONSUMER_HTTP_TOTAL_TIMEOUT"),
         pytest.param(
             lambda s: s.services.program_cache_ttl, 300.0, id="CONSUMER_PROGRAM_CACHE_TTL_SECONDS"
         ),
@@ -307,6 +308,9 @@ def test_load_is_pure(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         pytest.param("CONSUMER_HTTP_READ_TIMEOUT", "60", lambda s: s.services.read_timeout, 60.0),
         pytest.param(
+            "CONSUMER_HTTP_TOTAL_TIMEOUT", "12.5", lambda s: s.services.total_timeout, 12.5
+        ),
+        pytest.param(
             "CONSUMER_PROGRAM_CACHE_TTL_SECONDS", "1", lambda s: s.services.program_cache_ttl, 1.0
         ),
         pytest.param(
@@ -433,6 +437,7 @@ def test_key_secret_pairs_are_parsed_together(
         ("COURSE_CATALOG_API_URL", "/api/v1"),
         ("CONSUMER_HTTP_CONNECT_TIMEOUT", "0"),
         ("CONSUMER_HTTP_READ_TIMEOUT", "-5"),
+        ("CONSUMER_HTTP_TOTAL_TIMEOUT", "0"),
         ("CONSUMER_PROGRAM_CACHE_TTL_SECONDS", "0.5"),
         ("CONSUMER_COMPLETION_SOURCE", "discovery"),
         ("CONSUMER_SYNC_COURSE_CERTIFICATES", "sometimes"),
@@ -486,6 +491,7 @@ SECONDS_VARIABLES = (
     "CONSUMER_CIRCUIT_MAX_OPEN_SECONDS",
     "CONSUMER_HTTP_CONNECT_TIMEOUT",
     "CONSUMER_HTTP_READ_TIMEOUT",
+    "CONSUMER_HTTP_TOTAL_TIMEOUT",
     "CONSUMER_PROGRAM_CACHE_TTL_SECONDS",
 )
 

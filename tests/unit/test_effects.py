@@ -60,9 +60,16 @@ def effects(services: Services) -> Effects:
     return Effects(services)
 
 
-def passed(fake: FakeOpenEdx, *runs: str) -> None:
+def passed(fake: FakeOpenEdx, *runs: str, mode: str = "verified") -> None:
+    """Alice passed ``runs`` in ``mode``: the LMS has her certificates, Credentials their copies."""
     for run in runs:
-        fake.add_credential("alice", course_run=run, mode="verified")
+        fake.add_lms_certificate("alice", run, mode=mode)
+        fake.add_credential("alice", course_run=run, mode=mode)
+
+
+def award(run: str, mode: str = "verified", status: str = "downloadable") -> AwardPrograms:
+    """The award a certificate-created event of alice in ``run`` asks for."""
+    return AwardPrograms(learner=ALICE, course_run=run, mode=mode, status=status)
 
 
 def program_writes(fake: FakeOpenEdx) -> list[tuple[str | None, Any]]:
@@ -103,7 +110,7 @@ def test_award_posts_every_completed_program_not_yet_awarded(
 ) -> None:
     """Programs completed through any passed run are awarded, one POST each, in UUID order."""
     passed(fake, A1, B1)
-    result = effects.apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
+    result = effects.apply(award(B1), "e")
     assert program_writes(fake) == [(P, "awarded"), (Q, "awarded")]
     assert result.status == "applied"
     assert result.programs == (ProgramResult(P, "awarded"), ProgramResult(Q, "awarded"))
@@ -112,14 +119,14 @@ def test_award_posts_every_completed_program_not_yet_awarded(
 def test_award_includes_programs_of_earlier_runs(fake: FakeOpenEdx, effects: Effects) -> None:
     """A program completed earlier but never awarded is awarded on the next certificate."""
     passed(fake, B1, C1)
-    effects.apply(AwardPrograms(learner=ALICE, course_run=C1), "e")
+    effects.apply(award(C1), "e")
     assert program_writes(fake)[0] == (Q, "awarded")
 
 
 def test_award_with_nothing_completed_writes_nothing(fake: FakeOpenEdx, effects: Effects) -> None:
     """Without a completed program nothing is written and the result says why."""
     passed(fake, A1)
-    result = effects.apply(AwardPrograms(learner=ALICE, course_run=A1), "e")
+    result = effects.apply(award(A1), "e")
     assert (result.status, result.reason) == ("skipped", "no_completed_programs")
     assert fake.writes() == []
 
@@ -128,7 +135,7 @@ def test_already_awarded_programs_are_not_posted_again(fake: FakeOpenEdx, effect
     """Programs the learner already holds are left alone."""
     passed(fake, B1)
     fake.add_credential("alice", program_uuid=Q)
-    result = effects.apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
+    result = effects.apply(award(B1), "e")
     assert (result.status, result.reason) == ("skipped", "already_awarded")
     assert fake.writes() == []
 
@@ -138,8 +145,8 @@ def test_excluded_programs_are_not_awarded(fake: FakeOpenEdx, services: Services
     passed(fake, A1, B1)
     some = Effects(services, programs_without_certificates=frozenset({Q}))
     none = Effects(services, programs_without_certificates=rules.ALL_PROGRAMS)
-    skipped = none.apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
-    some.apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
+    skipped = none.apply(award(B1), "e")
+    some.apply(award(B1), "e")
     assert skipped.reason == "programs_without_certificates_all"
     assert program_writes(fake) == [(P, "awarded")]
 
@@ -149,7 +156,7 @@ def test_unconfigured_program_is_a_skip_beside_the_awards(
 ) -> None:
     """A program Credentials has not configured is skipped with a reason; the others are awarded."""
     passed(fake, B1, C1)
-    result = effects.apply(AwardPrograms(learner=ALICE, course_run=C1), "e")
+    result = effects.apply(award(C1), "e")
     assert result.status == "applied"
     assert result.reason == "program_not_configured"
     assert result.programs == (
@@ -163,7 +170,7 @@ def test_only_unconfigured_programs_make_a_skipped_result(
 ) -> None:
     """When every program to award is unconfigured, the command is a skip, not an error."""
     passed(fake, C1)
-    result = effects.apply(AwardPrograms(learner=ALICE, course_run=C1), "e")
+    result = effects.apply(award(C1), "e")
     assert (result.status, result.reason) == ("skipped", "program_not_configured")
 
 
@@ -172,7 +179,7 @@ def test_one_failed_program_does_not_undo_the_others(fake: FakeOpenEdx, effects:
     passed(fake, A1, B1)
     fake.set_error("credentials", 500, endpoint="credentials_post", times=1)
     with pytest.raises(TransientError) as caught:
-        effects.apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
+        effects.apply(award(B1), "e")
     awarded = {item.key for item in fake.credentials("alice") if item.type == "program"}
     assert awarded == {Q}
     assert f"programs failed: {P}" in str(caught.value)
@@ -186,8 +193,8 @@ def test_retry_after_a_partial_failure_only_posts_what_is_missing(
     passed(fake, A1, B1)
     fake.set_error("credentials", 500, endpoint="credentials_post", times=1)
     with pytest.raises(TransientError):
-        effects.apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
-    result = effects.apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
+        effects.apply(award(B1), "e")
+    result = effects.apply(award(B1), "e")
     assert result.programs == (ProgramResult(P, "awarded"),)
     assert program_writes(fake) == [(P, "awarded"), (Q, "awarded"), (P, "awarded")]
 
@@ -197,7 +204,7 @@ def test_an_outage_stops_the_loop_early(fake: FakeOpenEdx, effects: Effects) -> 
     passed(fake, A1, B1)
     fake.set_error("credentials", 503, endpoint="credentials_post")
     with pytest.raises(ServiceUnavailableError):
-        effects.apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
+        effects.apply(award(B1), "e")
     assert len(fake.writes()) == 1
 
 
@@ -214,8 +221,8 @@ class ScriptedCredentials(CredentialsClient):
     def awarded_program_uuids(self, *, username: str, request_id: str) -> frozenset[str]:
         return self._inner.awarded_program_uuids(username=username, request_id=request_id)
 
-    def passing_certificates(self, *, username: str, request_id: str) -> Any:
-        return self._inner.passing_certificates(username=username, request_id=request_id)
+    def awarded_course_runs(self, *, username: str, request_id: str) -> frozenset[str]:
+        return self._inner.awarded_course_runs(username=username, request_id=request_id)
 
     def post_program_credential(
         self,
@@ -248,7 +255,7 @@ def test_the_worst_failure_is_raised_transient_before_permanent(
     )
     effects = Effects(dataclasses.replace(services, credentials=scripted))
     with pytest.raises(TransientError) as caught:
-        effects.apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
+        effects.apply(award(B1), "e")
     assert scripted.posted == [P, Q]
     assert (caught.value.status, caught.value.retry_after) == (500, 3)
     assert f"programs failed: {P}, {Q}" in str(caught.value)
@@ -268,7 +275,7 @@ def test_an_open_circuit_stops_the_loop_and_is_raised_as_such(
     )
     effects = Effects(dataclasses.replace(services, credentials=scripted))
     with pytest.raises(CircuitOpenError):
-        effects.apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
+        effects.apply(award(B1), "e")
     assert scripted.posted == [P]
 
 
@@ -282,8 +289,94 @@ def test_a_permanent_failure_alone_is_raised_as_permanent(
     )
     effects = Effects(dataclasses.replace(services, credentials=scripted))
     with pytest.raises(PermanentError) as caught:
-        effects.apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
+        effects.apply(award(B1), "e")
     assert caught.value.reason == "http_403"
+
+
+# ------------------------------------------------- completion never reads modes from Credentials
+
+
+def test_an_honor_certificate_in_a_verified_run_completes_no_verified_program(
+    fake: FakeOpenEdx, services: Services
+) -> None:
+    """Regression: Credentials reads alice's honor credential in a verified run back as verified.
+
+    Program Q needs B1 as verified; the seed's ProgramProgressMeter compares the learner's
+    own mode (honor) with the run's type, so nothing is awarded.
+    """
+    fake.add_course_certificate_config(B1, "verified")
+    passed(fake, B1, mode="honor")
+    (read,) = services.credentials.list_credentials(username="alice", request_id="e")
+    assert read.mode == "verified"  # what Credentials answers: the run's config type
+    result = Effects(services).apply(award(B1, mode="honor"), "e")
+    assert (result.status, result.reason) == ("skipped", "no_completed_programs")
+    assert program_writes(fake) == []
+
+
+def test_the_modes_of_the_other_runs_come_from_the_lms(fake: FakeOpenEdx, effects: Effects) -> None:
+    """An earlier honor certificate in a verified run does not complete P; the event's does Q."""
+    fake.add_course_certificate_config(A1, "verified")
+    passed(fake, A1, mode="honor")
+    passed(fake, B1)
+    result = effects.apply(award(B1), "e")
+    assert result.programs == (ProgramResult(Q, "awarded"),)
+    assert [record.status for record in fake.requests(endpoint="certificates_list")] == [200]
+
+
+def test_a_run_not_yet_viewable_is_read_from_the_lms_on_its_own(
+    fake: FakeOpenEdx, effects: Effects
+) -> None:
+    """The LMS list leaves out runs not yet viewable: their certificate is read one by one."""
+    fake.add_course_run(A1, certificates_viewable=False)
+    passed(fake, A1, B1)
+    result = effects.apply(award(B1), "e")
+    assert result.programs == (ProgramResult(P, "awarded"), ProgramResult(Q, "awarded"))
+    assert [record.course_run for record in fake.requests(endpoint="certificate_detail")] == [A1]
+
+
+def test_a_run_held_in_credentials_but_not_passing_in_the_lms_does_not_count(
+    fake: FakeOpenEdx, effects: Effects
+) -> None:
+    """Credentials still holding a run the LMS no longer has as passing: the LMS decides."""
+    passed(fake, A1, B1)
+    fake.add_lms_certificate("alice", A1, mode="verified", status="notpassing")
+    result = effects.apply(award(B1), "e")
+    assert result.programs == (ProgramResult(Q, "awarded"),)
+
+
+def test_only_the_events_run_needed_asks_the_lms_nothing(
+    fake: FakeOpenEdx, effects: Effects
+) -> None:
+    """When the event's run alone completes the program, no LMS request is made."""
+    passed(fake, B1)
+    result = effects.apply(award(B1), "e")
+    assert result.programs == (ProgramResult(Q, "awarded"),)
+    assert fake.requests(service="lms") == []
+
+
+def test_the_events_own_run_counts_before_credentials_holds_it(effects: Effects) -> None:
+    """The event's certificate counts with its own mode even if Credentials has no copy yet."""
+    result = effects.apply(award(B1), "e")
+    assert result.programs == (ProgramResult(Q, "awarded"),)
+
+
+def test_an_event_certificate_that_is_not_passing_does_not_count(effects: Effects) -> None:
+    """Only a passing status (downloadable, generating) makes the event's run count."""
+    result = effects.apply(award(B1, status="notpassing"), "e")
+    generating = effects.apply(award(B1, status="generating"), "e")
+    assert (result.status, result.reason) == ("skipped", "no_completed_programs")
+    assert generating.programs == (ProgramResult(Q, "awarded"),)
+
+
+def test_completion_from_the_lms_takes_the_events_mode_for_its_run(fake: FakeOpenEdx) -> None:
+    """With completion_source=lms an honor event in B1 completes no verified program either."""
+    fake.add_lms_certificate("alice", A1, mode="verified")
+    services = build_services(service_settings(fake, completion_source="lms"))
+    try:
+        honor = Effects(services).apply(award(B1, mode="honor"), "e")
+    finally:
+        services.close()
+    assert (honor.status, honor.reason) == ("skipped", "no_completed_programs")
 
 
 def test_completion_from_the_lms_certificates_list(fake: FakeOpenEdx) -> None:
@@ -291,7 +384,7 @@ def test_completion_from_the_lms_certificates_list(fake: FakeOpenEdx) -> None:
     fake.add_lms_certificate("alice", B1, mode="verified")
     services = build_services(service_settings(fake, completion_source="lms"))
     try:
-        result = Effects(services).apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
+        result = Effects(services).apply(award(B1), "e")
     finally:
         services.close()
     assert result.programs == (ProgramResult(Q, "awarded"),)
@@ -302,7 +395,7 @@ def test_award_without_discovery_is_a_skip(fake: FakeOpenEdx) -> None:
     """Without Discovery there are no program awards: the command is skipped with a reason."""
     services = build_services(service_settings(fake, discovery_url=None))
     try:
-        result = Effects(services).apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
+        result = Effects(services).apply(award(B1), "e")
     finally:
         services.close()
     assert (result.status, result.reason) == ("skipped", "programs_not_configured")
@@ -314,7 +407,7 @@ def test_award_logs_carry_the_lms_user_id_never_the_username(
     """Log lines of an award name the learner by LMS user id only."""
     passed(fake, B1)
     with capture_logs() as logs:
-        effects.apply(AwardPrograms(learner=ALICE, course_run=B1), "e")
+        effects.apply(award(B1), "e")
     awarded = [entry for entry in logs if entry["event"] == "program_awarded"]
     assert [entry["lms_user_id"] for entry in awarded] == [42]
     assert "alice" not in str(logs)

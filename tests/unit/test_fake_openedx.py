@@ -215,6 +215,55 @@ def test_a_different_mode_is_ignored_once_the_run_has_a_config(
     assert (answer.status_code, answer.json()["credential"]["mode"]) == (201, "verified")
 
 
+def test_reads_answer_the_runs_config_type_as_every_learners_mode(
+    fake: FakeOpenEdx, http: requests.Session
+) -> None:
+    """ref: Credentials, Consequence for reads (observed): honor in a verified run reads verified.
+
+    Every course-run credential of a run is filed under the run's one certificate config,
+    and ``GET credentials/`` answers the config's type as the credential's ``mode``; a
+    credential put straight into the fake is filed the same way.
+    """
+    fake.add_course_run(RUN)
+    fake.add_course_run(RUN2)
+    fake.add_course_certificate_config(RUN, "verified")
+    jwt = token(http, fake)
+    honor = course_payload(username="bob")
+    honor["credential"]["mode"] = "honor"
+    assert post_credential(http, fake, jwt, honor).status_code == 201
+    fake.add_course_certificate_config(RUN2, "verified")
+    fake.add_credential("carol", course_run=RUN2, mode="honor")
+    modes = {}
+    for username in ("bob", "carol"):
+        answer = http.get(
+            f"{fake.url}/api/v2/credentials/",
+            params={"username": username, "type": "course-run"},
+            headers=auth(jwt),
+            timeout=5,
+        )
+        (item,) = answer.json()["results"]
+        modes[username] = item["credential"]["mode"]
+    assert modes == {"bob": "verified", "carol": "verified"}
+    assert {
+        key: config.certificate_type for key, config in fake.course_certificate_configs().items()
+    } == {
+        RUN: "verified",
+        RUN2: "verified",
+    }
+
+
+def test_set_answer_serves_any_json_instead(fake: FakeOpenEdx, http: requests.Session) -> None:
+    """Failure injection: an endpoint answers the given JSON (even a bare string), then recovers."""
+    fake.add_course_run(RUN)
+    fake.set_answer("lms", "not a list", endpoint="course_modes", times=1)
+    url = f"{fake.url}/api/course_modes/v1/courses/{RUN}/"
+    jwt = token(http, fake)
+    first = http.get(url, headers=auth(jwt), timeout=5)
+    second = http.get(url, headers=auth(jwt), timeout=5)
+    assert (first.status_code, first.json()) == (200, "not a list")
+    assert isinstance(second.json(), list)
+
+
 def test_unknown_program_answers_the_nested_400(fake: FakeOpenEdx, http: requests.Session) -> None:
     """ref: Credentials errors: unknown program → 400 {"credential": {"program_uuid": ...}}."""
     fake.add_user("alice", 42)

@@ -176,14 +176,20 @@ def test_handle(event: Event, policy: Policy, commands: list[str], skips: list[s
 
 
 def test_created_commands_carry_the_event_fields() -> None:
-    """The created event's commands name the learner, the run and the certificate mode."""
+    """The created event's commands name the learner, the run and the certificate's mode.
+
+    The award carries the event's mode and status: completion takes the learner's mode of
+    this run from the event, never from Credentials' reads (ADR 0007).
+    """
     handled = handle(certificate_event(CREATED, mode="professional"), DEFAULT)
     assert handled == Handled(
         commands=(
             SyncCourseCertificate(
                 learner=LEARNER, course_run=RUN, mode="professional", status="awarded"
             ),
-            AwardPrograms(learner=LEARNER, course_run=RUN),
+            AwardPrograms(
+                learner=LEARNER, course_run=RUN, mode="professional", status="downloadable"
+            ),
         )
     )
 

@@ -84,3 +84,26 @@ def test_optional_services_say_they_are_not_configured(fake: FakeOpenEdx) -> Non
     assert "assumed 'end'" in results["studio"].summary
     assert "no program awards" in results["discovery"].summary
     assert fake.requests(service="studio") == []
+
+
+def test_a_forbidden_service_names_the_permission_to_grant(fake: FakeOpenEdx) -> None:
+    """A 403 names what to grant: is_staff for LMS/Studio, view_usercredential for Credentials."""
+    fake.add_oauth_client("not-staff", "s3cret", username="plain", is_staff=False, permissions=())
+    results = by_service(
+        check_services(
+            service_settings(fake, oauth_client_id="not-staff", oauth_client_secret="s3cret")
+        )
+    )
+    studio, credentials = results["studio"], results["credentials"]
+    assert (studio.ok, studio.summary) == (False, "forbidden (HTTP 403)")
+    assert studio.hint is not None
+    assert "is_staff" in studio.hint
+    assert credentials.hint is not None
+    assert "view_usercredential" in credentials.hint
+
+
+def test_a_rejected_client_names_the_variables_to_check(fake: FakeOpenEdx) -> None:
+    """A 401 from the token endpoint points at the client id and secret, not at JWT settings."""
+    oauth = by_service(check_services(service_settings(fake, oauth_client_secret="wrong")))["oauth"]
+    assert oauth.hint is not None
+    assert "BACKEND_SERVICE_EDX_OAUTH2_SECRET" in oauth.hint

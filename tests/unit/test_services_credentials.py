@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import pytest
 
 from consumer.errors import ServiceUnavailableError, TransientError
-from consumer.programs import PassingCertificate
 from consumer.services.bundle import Services, build_services
 from consumer.services.credentials import ProgramWrite
 from consumer.services.http import AuthRejectedError, RejectedError
@@ -163,8 +162,8 @@ def test_listing_does_not_ask_for_only_visible(fake: FakeOpenEdx, services: Serv
         RUN, "verified", certificate_available_date="2999-01-01T00:00:00Z"
     )
     fake.add_credential("alice", course_run=RUN, mode="verified")
-    certificates = services.credentials.passing_certificates(username="alice", request_id="e")
-    assert certificates == (PassingCertificate(course_run=RUN, mode="verified"),)
+    runs = services.credentials.awarded_course_runs(username="alice", request_id="e")
+    assert runs == frozenset({RUN})
 
 
 def test_awarded_programs_exclude_revoked_ones(fake: FakeOpenEdx, services: Services) -> None:

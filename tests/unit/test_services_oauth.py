@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from consumer.errors import TransientError
-from consumer.services.http import AuthRejectedError, HttpClient
+from consumer.errors import ConsumerError, TransientError
+from consumer.services.http import AuthRejectedError, HttpClient, MalformedAnswerError
 from consumer.services.oauth import OAuthTokens
 from consumer.services.settings import ServiceSettings
 from tests.fakes.openedx import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeOpenEdx
@@ -194,3 +195,66 @@ def test_secrets_never_appear_in_reprs(tokens: OAuthTokens) -> None:
     assert "hunter2" not in printed
     assert DEFAULT_CLIENT_SECRET not in printed
     assert ("oauth_client_secret", "***") in settings.describe()
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "eyJh.bad\r\nX-Injected: 1",
+        "eyJh.with space",
+        "eyJh.caf\N{LATIN SMALL LETTER E WITH ACUTE}",
+        "x" * 10_000,
+    ],
+    ids=["crlf", "space", "non-ascii", "10k"],
+)
+def test_a_token_that_is_no_header_value_is_a_classified_failure_that_hides_it(
+    fake: FakeOpenEdx, tokens: OAuthTokens, token: str
+) -> None:
+    """An access_token with CR/LF (or unsendable otherwise) is a malformed answer, never cached.
+
+    Neither the message nor the repr of the error holds the token.
+    """
+    fake.set_answer("oauth", {"access_token": token, "expires_in": 3600}, times=1)
+    with pytest.raises(MalformedAnswerError) as caught:
+        tokens.token("e")
+    assert tokens.current() is None
+    assert "eyJh" not in str(caught.value) + repr(caught.value)
+    assert "x" * 20 not in str(caught.value) + repr(caught.value)
+    assert tokens.token("e") != token  # the next answer is a good one
+
+
+@pytest.mark.parametrize(
+    "expires_in", [0, -5, "3600", True, None, 10**400, float("inf"), [3600]], ids=repr
+)
+def test_a_lifetime_that_is_no_positive_number_is_a_classified_failure(
+    fake: FakeOpenEdx, tokens: OAuthTokens, expires_in: object
+) -> None:
+    """expires_in of another type, not positive or not finite is a malformed answer."""
+    body = json.loads(json.dumps({"access_token": "a.b.c", "expires_in": expires_in}))
+    fake.set_answer("oauth", body, times=1)
+    with pytest.raises(MalformedAnswerError):
+        tokens.token("e")
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        {"error": "invalid_client", "client_secret": DEFAULT_CLIENT_SECRET + "é"},
+        "grant_type=client_credentials&client_secret=fake-client-secret%C3%A9",
+        {"error": "invalid_client", "form": "client_secret=fake-client-secret\\u00e9"},
+    ],
+    ids=["json", "form", "escaped"],
+)
+def test_the_client_secret_never_reaches_an_error_of_the_token_call(
+    fake: FakeOpenEdx, oauth_http: HttpClient, echo: object
+) -> None:
+    """A provider echoing the form puts no client secret into the error; the client id stays."""
+    secret = DEFAULT_CLIENT_SECRET + "é"
+    fake.add_oauth_client("echoed-client", secret, username="echo")
+    tokens = OAuthTokens(oauth_http, client_id="echoed-client", client_secret=secret)
+    fake.set_answer("oauth", {"client": "echoed-client", "echo": echo}, status=400)
+    with pytest.raises(ConsumerError) as caught:
+        tokens.token("e")
+    text = str(caught.value) + repr(caught.value)
+    assert "fake-client-secret" not in text
+    assert "echoed-client" in text

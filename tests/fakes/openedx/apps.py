@@ -64,11 +64,12 @@ class Call:
 
 @dataclass(slots=True)
 class Answer:
-    """A response: JSON unless ``body`` is text."""
+    """A response: JSON unless ``body`` is text (``force_json``: a text body as a JSON string)."""
 
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    force_json: bool = False
 
 
 def _server_error() -> Answer:
@@ -343,9 +344,22 @@ class OpenEdx:
                 "course_run_key": "CourseCertificate failed to create because the CourseRun "
                 f"{run_key} doesn't exist in the catalog"
             }
+        config = self.run_config(run_key, mode)
+        if not config.is_active:
+            return {
+                "course_run_key": f"No active CourseCertificate exists for course run [{run_key}]"
+            }
+        return ("course-run", run_key, config.certificate_type)
+
+    def run_config(self, run_key: str, mode: str) -> CourseCertificateConfig:
+        """The run's one certificate config, created with ``mode`` if it has none.
+
+        ref (observed): every course-run credential of a run is filed under this config; a
+        credential posted with another mode is filed under it all the same, and reads
+        answer the config's type as its ``mode``.
+        """
         config = self.configs.get(run_key)
         if config is None:
-            # Created on the fly with the posted mode; a later different mode is ignored.
             self._config_ids += 1
             config = CourseCertificateConfig(
                 course_id=run_key,
@@ -355,11 +369,7 @@ class OpenEdx:
                 id=self._config_ids,
             )
             self.configs[run_key] = config
-        if not config.is_active:
-            return {
-                "course_run_key": f"No active CourseCertificate exists for course run [{run_key}]"
-            }
-        return ("course-run", run_key, config.certificate_type)
+        return config
 
     def _upsert_credential(
         self,
@@ -408,7 +418,10 @@ class OpenEdx:
                 "program_uuid": stored.key,
             }
         else:
-            credential = {"type": "course-run", "course_run_key": stored.key, "mode": stored.mode}
+            # Filed under the run's config: its type is the mode every read answers.
+            config = self.configs.get(stored.key)
+            mode = config.certificate_type if config is not None else stored.mode
+            credential = {"type": "course-run", "course_run_key": stored.key, "mode": mode}
         return {
             "username": stored.username,
             "credential": credential,

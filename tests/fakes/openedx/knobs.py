@@ -11,19 +11,24 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 OutageMode = Literal["refused", "reset", "503"]
 
 
 @dataclass(slots=True)
 class ErrorKnob:
-    """Answer ``status`` instead of serving, with probability ``rate``, ``times`` times."""
+    """Answer ``status`` instead of serving, with probability ``rate``, ``times`` times.
+
+    ``body`` (JSON, any shape) replaces the usual error body: with a 2xx status it is how
+    a test makes a service answer something malformed.
+    """
 
     status: int
     rate: float = 1.0
     times: int | None = None
     retry_after: str | None = None
+    body: Any = None
 
 
 @dataclass(frozen=True, slots=True)

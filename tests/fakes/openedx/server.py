@@ -205,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _respond(self, answer: Answer) -> None:
-        if isinstance(answer.body, str):
+        if isinstance(answer.body, str) and not answer.force_json:
             data = answer.body.encode()
             content_type = "text/html; charset=utf-8"
         else:
@@ -535,6 +535,10 @@ class FakeOpenEdx:
             raise ValueError("give course_run or program_uuid")
         now = datetime.now(UTC)
         with self.app.lock:
+            if kind == "course-run" and mode:
+                # Filed as Credentials files it: under the run's one config (made with this
+                # mode when the run has none); reads answer the config's type.
+                self.app.run_config(key, mode)
             self.app.credentials[(username, kind, key)] = UserCredential(
                 uuid=uuidlib.uuid4().hex,
                 username=username,
@@ -628,6 +632,21 @@ class FakeOpenEdx:
             ),
             endpoint,
         )
+
+    def set_answer(
+        self,
+        service: str,
+        body: Any,
+        *,
+        endpoint: str | None = None,
+        status: int = 200,
+        times: int | None = None,
+    ) -> None:
+        """Answer ``body`` as JSON (any shape, even a bare string) instead of serving.
+
+        Failure injection for malformed answers; ``clear_error`` removes it.
+        """
+        self.knobs.set_error(service, ErrorKnob(status=status, times=times, body=body), endpoint)
 
     def clear_error(self, service: str, *, endpoint: str | None = None) -> None:
         """Remove an error knob."""
@@ -812,6 +831,8 @@ class FakeOpenEdx:
         headers = {"Retry-After": knob.retry_after} if knob.retry_after else {}
         if knob.status == 401:
             headers["WWW-Authenticate"] = 'JWT realm="api"'
+        if knob.body is not None:
+            return Answer(knob.status, knob.body, headers, force_json=True)
         return Answer(
             knob.status, _ERROR_BODIES.get(knob.status, {"detail": "Injected error."}), headers
         )
@@ -904,6 +925,7 @@ class FakeOpenEdx:
             "set_throttle_rate",
             "set_latency",
             "set_error",
+            "set_answer",
             "clear_error",
             "set_outage",
             "clear_outage",
