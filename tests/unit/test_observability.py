@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -70,3 +71,32 @@ def test_liveness_fails_when_the_poll_loop_stops_turning(
     assert status(f"{base_url}/healthz") == 503
     health.beat()
     assert status(f"{base_url}/healthz") == 200
+
+
+def test_a_stalled_scraper_does_not_delay_the_probes(base_url: str, health: Health) -> None:
+    """/healthz answers while another client holds a /metrics request open, half sent."""
+    health.beat()
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as slow:
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: scraper\r\n")  # never finished
+        assert status(f"{base_url}/healthz") == 200
+
+
+def test_a_scraper_reading_slowly_does_not_delay_the_probes(health: Health) -> None:
+    """/healthz answers while a scraper with a tiny window reads a large /metrics body slowly."""
+    metrics = Metrics()
+    for index in range(40_000):  # a body far larger than the socket buffers
+        metrics.lag.labels(f"topic-{index // 1000:03d}-with-a-long-name", str(index)).set(index)
+    server = serve(metrics, health, port=0, host="127.0.0.1")
+    health.beat()
+    try:
+        with socket.socket() as slow:
+            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            slow.settimeout(5)
+            slow.connect(("127.0.0.1", server.server_port))
+            slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: scraper\r\n\r\n")
+            assert slow.recv(1024).startswith(b"HTTP/1.")  # the body is being sent, unread
+            assert status(f"http://127.0.0.1:{server.server_port}/healthz") == 200
+    finally:
+        server.shutdown()
+        server.server_close()
