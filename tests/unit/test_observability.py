@@ -6,10 +6,16 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
+from prometheus_client import generate_latest
 
+from consumer import __version__
+from consumer.config import CircuitSettings
+from consumer.guard import ServiceGuard, configured_services
 from consumer.observability import Health, Metrics, serve
+from consumer.services.settings import ServiceSettings
 from tests.support.clock import FakeClock
 
 
@@ -100,3 +106,39 @@ def test_a_scraper_reading_slowly_does_not_delay_the_probes(health: Health) -> N
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_exposition_has_build_info_process_metrics_and_no_created_series() -> None:
+    """build_info carries the version; process, platform and GC collectors are there."""
+    metrics = Metrics()
+    metrics.events_received.labels("learning-certificate-lifecycle").inc()
+    metrics.processing_latency.labels("x").observe(0.1)
+    text = generate_latest(metrics.registry).decode()
+    assert f'credentials_consumer_build_info{{version="{__version__}"}} 1.0' in text
+    for family in ("process_cpu_seconds_total", "process_resident_memory_bytes", "python_info"):
+        assert f"\n{family}" in text, family
+    assert "python_gc_collections_total" in text
+    assert "_created" not in text
+
+
+def test_circuit_series_exist_only_for_configured_services() -> None:
+    """Studio and Discovery unset: no circuit series for them; dry-run: none at all."""
+    services = ServiceSettings(
+        oauth_url="http://lms/oauth2",
+        oauth_client_id="id",
+        oauth_client_secret="secret",
+        credentials_url="http://credentials",
+        lms_url="http://lms",
+    )
+    metrics = Metrics()
+    ServiceGuard.for_services(CircuitSettings(), metrics, configured_services(services))
+    exported = {
+        sample.labels["service"]
+        for family in metrics.registry.collect()
+        if family.name == "credentials_consumer_circuit_state"
+        for sample in family.samples
+    }
+    assert exported == {"oauth", "credentials", "lms"}
+    assert configured_services(None) == ()
+    with_all = replace(services, studio_url="http://studio", discovery_url="http://disc/api/v1")
+    assert set(configured_services(with_all)) == {*exported, "studio", "discovery"}
