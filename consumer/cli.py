@@ -195,6 +195,7 @@ def _build_engine(
             AdminClient(settings.kafka.client_config()),
             metrics,
             group_id=None if dry_run else group_id,
+            from_earliest=settings.kafka.auto_offset_reset == "earliest",
         ),
     )
 

@@ -122,7 +122,8 @@ class WorkItem:
     key: str
     generation: int
     cancelled: threading.Event = field(default_factory=threading.Event)
-    started: float = 0.0
+    started: float = 0.0  # when a worker thread picked it up
+    elapsed: float = 0.0  # how long the processor ran (measured on the worker thread)
 
     @property
     def tp(self) -> TP:
@@ -363,6 +364,7 @@ class Engine:
         except BaseException as error:  # noqa: BLE001 - handed to the loop, which re-raises
             outcome = error
         finally:
+            item.elapsed = self._clock() - item.started
             self._metrics.in_flight.dec()
         self._completions.put((item, outcome))
 
@@ -401,8 +403,7 @@ class Engine:
         fields = _log_fields(item.record, item.event)
         event_type = str(item.event.meta.type)
         if current and state is not None:
-            elapsed = self._clock() - item.started
-            self._metrics.processing_latency.labels(event_type).observe(elapsed)
+            self._metrics.processing_latency.labels(event_type).observe(item.elapsed)
             if isinstance(outcome, Applied):
                 state.offsets.done(item.record.offset)
                 self.tally.applied += 1

@@ -9,7 +9,9 @@ commit lands and every partition is paused (the cached high watermark of a pause
 partition goes stale: nothing is fetched for it).
 
 Where nothing is committed (dry-run), or the group has no offset yet for a partition, the
-worker's own watermark (the offset it would commit) stands in for the committed offset.
+worker's own watermark (the offset it would commit) stands in for the committed offset; on a
+partition it has not consumed from yet, the offset it will start from does: the log start
+with ``auto.offset.reset=earliest``, the end with ``latest``.
 """
 
 from __future__ import annotations
@@ -59,15 +61,21 @@ class _Request:
     def __init__(
         self,
         ends: Mapping[TopicPartition, Future[Any]],
+        starts: Mapping[TopicPartition, Future[Any]],
         committed: Future[Any] | None,
         deadline: float,
     ) -> None:
         self.ends = ends
+        self.starts = starts
         self.committed = committed
         self.deadline = deadline
 
     def done(self) -> bool:
-        futures = [*self.ends.values(), *([self.committed] if self.committed else [])]
+        futures = [
+            *self.ends.values(),
+            *self.starts.values(),
+            *([self.committed] if self.committed else []),
+        ]
         return all(future.done() for future in futures)
 
 
@@ -86,13 +94,19 @@ class LagMonitor:
         metrics: Metrics,
         *,
         group_id: str | None,
+        from_earliest: bool = True,
         interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``group_id`` None: nothing is committed (dry-run); the watermark is the offset."""
+        """``group_id`` None: nothing is committed (dry-run); the watermark is the offset.
+
+        ``from_earliest``: where the group starts on a partition with no committed offset
+        (``auto.offset.reset``), for the partitions not consumed from yet.
+        """
         self._admin = admin
         self._metrics = metrics
         self._group_id = group_id
+        self._from_earliest = from_earliest
         self._interval = interval
         self._clock = clock
         self._due = clock()
@@ -119,10 +133,11 @@ class LagMonitor:
         tps = [TopicPartition(topic, partition) for topic, partition in partitions]
         timeout = max(1.0, 2 * self._interval)
         try:
-            ends = self._admin.list_offsets(
-                {tp: OffsetSpec.latest() for tp in tps},  # type: ignore[no-untyped-call]
-                isolation_level=IsolationLevel.READ_COMMITTED,
-                request_timeout=timeout,
+            ends = self._list(tps, OffsetSpec.latest(), timeout)  # type: ignore[no-untyped-call]
+            starts = (
+                self._list(tps, OffsetSpec.earliest(), timeout)  # type: ignore[no-untyped-call]
+                if self._from_earliest
+                else {}
             )
             committed = None
             if self._group_id is not None:
@@ -133,7 +148,16 @@ class LagMonitor:
         except Exception as error:  # noqa: BLE001 - any failure means: no sample this time
             self._failed(str(error))
             return
-        self._request = _Request(ends, committed, now + timeout + 1.0)
+        self._request = _Request(ends, starts, committed, now + timeout + 1.0)
+
+    def _list(
+        self, tps: list[TopicPartition], spec: OffsetSpec, timeout: float
+    ) -> dict[TopicPartition, Future[Any]]:
+        return self._admin.list_offsets(
+            dict.fromkeys(tps, spec),
+            isolation_level=IsolationLevel.READ_COMMITTED,
+            request_timeout=timeout,
+        )
 
     def _apply(self, request: _Request, owned: Watermarks) -> None:
         try:
@@ -141,8 +165,9 @@ class LagMonitor:
             if request.committed is not None:
                 for tp in request.committed.result().topic_partitions:
                     committed[(tp.topic, tp.partition)] = tp.offset
-            ends = {
-                (tp.topic, tp.partition): future.result() for tp, future in request.ends.items()
+            ends = {(tp.topic, tp.partition): f.result().offset for tp, f in request.ends.items()}
+            starts = {
+                (tp.topic, tp.partition): f.result().offset for tp, f in request.starts.items()
             }
         except Exception as error:  # noqa: BLE001 - a failed refresh leaves the last values
             self._failed(str(error))
@@ -150,16 +175,14 @@ class LagMonitor:
         if self._failing:
             log.info("lag_refresh_recovered")
             self._failing = False
-        for tp, answer in ends.items():
-            if tp not in owned or answer.offset < 0:
+        for tp, end in ends.items():
+            if tp not in owned or end < 0:
                 continue  # released meanwhile, or no end known
             base = committed.get(tp, -1)
-            if base < 0:
+            if base < 0:  # nothing committed: what is consumed, else where it will start
                 watermark = owned[tp]
-                if watermark is None:
-                    continue
-                base = watermark
-            self._metrics.lag.labels(tp[0], str(tp[1])).set(max(0, answer.offset - base))
+                base = watermark if watermark is not None else starts.get(tp, end)
+            self._metrics.lag.labels(tp[0], str(tp[1])).set(max(0, end - base))
 
     def _failed(self, why: str) -> None:
         if not self._failing:

@@ -22,6 +22,7 @@ class FakeAdmin:
     """Answers list requests with futures the test completes by hand."""
 
     ends: list[dict[TopicPartition, Future[Any]]] = field(default_factory=list)
+    starts: list[dict[TopicPartition, Future[Any]]] = field(default_factory=list)
     committed: list[Future[Any]] = field(default_factory=list)
 
     def list_offsets(
@@ -36,7 +37,9 @@ class FakeAdmin:
         futures: dict[TopicPartition, Future[Any]] = {
             tp: Future() for tp in topic_partition_offsets
         }
-        self.ends.append(futures)
+        specs = set(topic_partition_offsets.values())
+        assert specs in ({OffsetSpec.latest()}, {OffsetSpec.earliest()})
+        (self.ends if specs == {OffsetSpec.latest()} else self.starts).append(futures)
         return futures
 
     def list_consumer_group_offsets(
@@ -50,10 +53,18 @@ class FakeAdmin:
         self.committed.append(future)
         return {list_consumer_group_offsets_request[0].group_id: future}
 
-    def answer(self, ends: dict[int, int], committed: dict[int, int] | None = None) -> None:
-        """Complete the latest request: end offsets and (unless None) committed offsets."""
+    def answer(
+        self,
+        ends: dict[int, int],
+        committed: dict[int, int] | None = None,
+        starts: dict[int, int] | None = None,
+    ) -> None:
+        """Complete the latest request: end, committed (unless None) and start offsets."""
         for tp, future in self.ends[-1].items():
             future.set_result(ListOffsetsResultInfo(ends[tp.partition], -1, -1))
+        for tp, future in self.starts[-1].items() if self.starts else ():
+            start = (starts or {}).get(tp.partition, 0)
+            future.set_result(ListOffsetsResultInfo(start, -1, -1))
         if committed is not None:
             partitions = [TopicPartition(TOPIC, p, o) for p, o in committed.items()]
             self.committed[-1].set_result(ConsumerGroupTopicPartitions(GROUP, partitions))
@@ -65,9 +76,13 @@ def lag(metrics: Metrics, partition: int) -> float | None:
     )
 
 
-def make(group: str | None = GROUP) -> tuple[LagMonitor, FakeAdmin, Metrics, FakeClock]:
+def make(
+    group: str | None = GROUP, *, from_earliest: bool = True
+) -> tuple[LagMonitor, FakeAdmin, Metrics, FakeClock]:
     admin, metrics, clock = FakeAdmin(), Metrics(), FakeClock()
-    monitor = LagMonitor(admin, metrics, group_id=group, interval=5.0, clock=clock)
+    monitor = LagMonitor(
+        admin, metrics, group_id=group, from_earliest=from_earliest, interval=5.0, clock=clock
+    )
     return monitor, admin, metrics, clock
 
 
@@ -99,14 +114,25 @@ def test_lag_moves_on_the_timer_without_any_commit() -> None:
     assert lag(metrics, 0) == 21
 
 
-def test_the_watermark_stands_in_where_nothing_is_committed() -> None:
-    """A partition the group never committed uses the worker's watermark; none known: no sample."""
+def test_where_nothing_is_committed_the_watermark_then_the_start_stands_in() -> None:
+    """Never committed: lag from the worker's watermark; nothing consumed: from the log start."""
     monitor, admin, metrics, _ = make()
     owned: dict[tuple[str, int], int | None] = {(TOPIC, 0): 8, (TOPIC, 1): None}
     monitor.tick(lambda: owned)
-    admin.answer(ends={0: 10, 1: 5}, committed={0: -1001, 1: -1001})
+    admin.answer(ends={0: 10, 1: 5}, committed={0: -1001, 1: -1001}, starts={0: 0, 1: 1})
     monitor.tick(lambda: owned)
-    assert (lag(metrics, 0), lag(metrics, 1)) == (2, None)
+    assert (lag(metrics, 0), lag(metrics, 1)) == (2, 4)
+
+
+def test_a_group_starting_at_the_end_has_no_lag_on_partitions_it_has_not_read() -> None:
+    """With auto.offset.reset=latest, an unread partition starts at its end: lag 0."""
+    monitor, admin, metrics, _ = make(from_earliest=False)
+    owned: dict[tuple[str, int], int | None] = {(TOPIC, 0): None}
+    monitor.tick(lambda: owned)
+    assert admin.starts == []
+    admin.answer(ends={0: 10}, committed={0: -1001})
+    monitor.tick(lambda: owned)
+    assert lag(metrics, 0) == 0
 
 
 def test_dry_run_asks_for_no_committed_offsets() -> None:
@@ -139,6 +165,7 @@ def test_a_failed_or_late_refresh_keeps_the_last_value_and_tries_again() -> None
     clock.advance(5)
     monitor.tick(lambda: owned)
     next(iter(admin.ends[-1].values())).set_exception(RuntimeError("broker gone"))
+    next(iter(admin.starts[-1].values())).set_result(ListOffsetsResultInfo(0, -1, -1))
     admin.committed[-1].set_result(ConsumerGroupTopicPartitions(GROUP, []))
     monitor.tick(lambda: owned)
     assert lag(metrics, 0) == 8
