@@ -13,9 +13,12 @@ from prometheus_client import generate_latest
 
 from consumer import __version__
 from consumer.config import CircuitSettings
+from consumer.engine import _event_type_of
+from consumer.events import EventType
 from consumer.guard import ServiceGuard, configured_services
 from consumer.observability import Health, Metrics, serve
 from consumer.services.settings import ServiceSettings
+from consumer.wire import Record
 from tests.support.clock import FakeClock
 
 
@@ -142,3 +145,24 @@ def test_circuit_series_exist_only_for_configured_services() -> None:
     assert configured_services(None) == ()
     with_all = replace(services, studio_url="http://studio", discovery_url="http://disc/api/v1")
     assert set(configured_services(with_all)) == {*exported, "studio", "discovery"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "label"),
+    [
+        (
+            (("ce_type", b"org.openedx.learning.certificate.changed.v1"),),
+            str(EventType.CERTIFICATE_CHANGED),
+        ),
+        ((("ce_type", b"attacker-chosen-" + b"x" * 150),), "unknown"),
+        ((("ce_type", b"\xff\xfe"),), "unknown"),
+        ((), "unknown"),
+    ],
+    ids=["consumed type", "arbitrary text", "not utf-8", "missing"],
+)
+def test_a_poison_records_event_type_label_is_bounded(
+    headers: tuple[tuple[str, bytes], ...], label: str
+) -> None:
+    """A dead-lettered record's event_type label is a consumed type or `unknown`, never its text."""
+    record = Record(topic="t", partition=0, offset=1, key=None, value=b"x", headers=headers)
+    assert _event_type_of(record) == label
