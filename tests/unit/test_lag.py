@@ -15,6 +15,8 @@ from tests.support.clock import FakeClock
 
 TOPIC = "learning-certificate-lifecycle"
 GROUP = "credentials-consumer"
+LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+EARLIEST = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 
 
 @dataclass
@@ -38,8 +40,8 @@ class FakeAdmin:
             tp: Future() for tp in topic_partition_offsets
         }
         specs = set(topic_partition_offsets.values())
-        assert specs in ({OffsetSpec.latest()}, {OffsetSpec.earliest()})
-        (self.ends if specs == {OffsetSpec.latest()} else self.starts).append(futures)
+        assert specs in ({LATEST}, {EARLIEST})
+        (self.ends if specs == {LATEST} else self.starts).append(futures)
         return futures
 
     def list_consumer_group_offsets(
