@@ -28,7 +28,7 @@ def configured_services(services: ServiceSettings | None) -> tuple[str, ...]:
     if services is None:
         return ()
     optional = {"studio": services.studio_url, "discovery": services.discovery_url}
-    return tuple(name for name in SERVICES if optional.get(name, "configured"))
+    return tuple(name for name in SERVICES if name not in optional or optional[name])
 
 
 def status_class(record: CallRecord) -> str:
