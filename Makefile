@@ -1,6 +1,7 @@
 # credentials-consumer — every target does its own set-up on a fresh machine.
 #   make run    local Kafka + registry, sample events published the LMS way, worker in dry-run
-#   make test   unit + integration tests on a real Kafka broker and schema registry
+#   make test   unit + integration tests on a real Kafka broker and schema registry (and a real
+#               Prometheus: promtool checks the alert rules, the dashboard's queries run on it)
 #   make lint   ruff, mypy --strict, import contracts
 #   make bench  the throughput benchmark
 
@@ -10,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test unit integration run lint format bench stack-start stack-stop clean
+.PHONY: install prometheus test unit integration run lint format bench dashboard stack-start stack-stop clean
 
 install: $(STAMP)
 
@@ -19,13 +20,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,lint]'
 	touch $@
 
-test: install
+# Prometheus and promtool, from Debian's package, unpacked under .local/prometheus (cached).
+prometheus:
+	dev/prometheus fetch
+
+test: install prometheus
 	dev/with-stack $(BIN)/pytest $(PYTEST_ARGS)
 
-unit: install
+unit: install prometheus
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-integration: install
+integration: install prometheus
 	dev/with-stack $(BIN)/pytest -m integration $(PYTEST_ARGS)
 
 run: install
@@ -40,6 +45,10 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Regenerate the Grafana dashboard from dev/dashboard.py (a test checks the file is current).
+dashboard: install
+	$(BIN)/python -m dev.dashboard > helm/credentials-consumer/files/grafana-dashboard.json
 
 bench: install
 	dev/with-stack $(BIN)/python -m bench.run

@@ -31,8 +31,9 @@ from consumer.effects import Effects
 from consumer.engine import Engine, FailureSink, Processor, consumer_config
 from consumer.errors import ConfigError
 from consumer.events import EventType
-from consumer.guard import ServiceGuard
+from consumer.guard import ServiceGuard, configured_services
 from consumer.handlers import make_handler
+from consumer.lag import LagMonitor
 from consumer.observability import Health, Metrics, configure_logging, serve
 from consumer.processing import ApplyProcessor, DryRunProcessor
 from consumer.retry import Retrier
@@ -158,7 +159,9 @@ def _build_engine(
     decoder = Decoder(stack.enter_context(_writer_schemas(settings)), load_reader_schemas())
     handler = make_handler(settings.policy)
     processor: Processor
-    guard = ServiceGuard.for_services(settings.circuit, metrics)
+    guard = ServiceGuard.for_services(
+        settings.circuit, metrics, configured_services(settings.services)
+    )
     if dry_run:
         processor = DryRunProcessor(handler, stack.enter_context(_output(settings.dry_run_output)))
     else:
@@ -188,6 +191,12 @@ def _build_engine(
         breakers=guard.breakers,
         commit=not dry_run,
         stop_when_idle=stop_when_idle,
+        lag_monitor=LagMonitor(
+            AdminClient(settings.kafka.client_config()),
+            metrics,
+            group_id=None if dry_run else group_id,
+            from_earliest=settings.kafka.auto_offset_reset == "earliest",
+        ),
     )
 
 
@@ -217,6 +226,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             )
         else:
             sink = _LoggedFailures()
+        metrics.expect_topics(
+            settings.kafka.full_topics,
+            ()
+            if settings.dry_run
+            else map(settings.kafka.dead_letter_topic, settings.kafka.full_topics),
+        )
         engine = _build_engine(
             settings,
             stack,
@@ -262,7 +277,9 @@ def cmd_check(_args: argparse.Namespace, settings: Settings) -> int:
     results = [*_kafka_checks(settings), _registry_check(settings)]
     if settings.services is not None:
         metrics = Metrics()
-        guard = ServiceGuard.for_services(settings.circuit, metrics)
+        guard = ServiceGuard.for_services(
+            settings.circuit, metrics, configured_services(settings.services)
+        )
         with _services(settings, guard, metrics) as services:
             results += run_checks(services)
     else:

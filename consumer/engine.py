@@ -39,7 +39,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from consumer.circuit import Breakers
 from consumer.config import EngineSettings, KafkaSettings
 from consumer.errors import DecodeError, RegistryUnavailableError
-from consumer.events import CertificateEvent, Event, ordering_key
+from consumer.events import CertificateEvent, Event, EventType, ordering_key
+from consumer.lag import LagMonitor
 from consumer.lanes import Lanes
 from consumer.observability import Health, Metrics
 from consumer.offsets import PartitionOffsets
@@ -121,7 +122,8 @@ class WorkItem:
     key: str
     generation: int
     cancelled: threading.Event = field(default_factory=threading.Event)
-    started: float = 0.0
+    started: float = 0.0  # when a worker thread picked it up
+    elapsed: float = 0.0  # how long the processor ran (measured on the worker thread)
 
     @property
     def tp(self) -> TP:
@@ -157,9 +159,17 @@ def _log_fields(record: Record, event: Event | None = None) -> dict[str, Any]:
     return fields
 
 
+_EVENT_TYPES = frozenset(str(event_type) for event_type in EventType)
+
+
 def _event_type_of(record: Record) -> str:
+    """The record's ``ce_type`` if it is one this worker consumes, else ``unknown``.
+
+    A metric label: a poison record's arbitrary header must not create a new series.
+    """
     values = record.header("ce_type")
-    return values[0].decode("utf-8", errors="replace")[:200] if len(values) == 1 else "unknown"
+    value = values[0].decode("utf-8", errors="replace") if len(values) == 1 else ""
+    return value if value in _EVENT_TYPES else "unknown"
 
 
 class Engine:
@@ -181,6 +191,7 @@ class Engine:
         stop_when_idle: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
+        lag_monitor: LagMonitor | None = None,
     ) -> None:
         self._consumer = consumer_factory({**consumer_config, "on_commit": self._on_commit})
         self._topics = list(topics)
@@ -194,6 +205,7 @@ class Engine:
         self._commit_enabled = commit
         self._stop_when_idle = stop_when_idle
         self._clock = clock
+        self._lag_monitor = lag_monitor
 
         self._owned: dict[TP, PartitionState] = {}
         self._generation = 0
@@ -202,6 +214,9 @@ class Engine:
             queue.SimpleQueue()
         )
         self._pool = ThreadPoolExecutor(settings.max_in_flight, thread_name_prefix="worker")
+        self._picked_up = 0  # items a worker thread has started (written by workers)
+        self._picked_up_lock = threading.Lock()
+        self._submitted = 0  # items handed to the pool (poll thread)
         self._paused: set[TP] = set()
         self._pressure = False
         self._dead_letters_pending = 0
@@ -280,7 +295,7 @@ class Engine:
             return
         state.eof = False
         record = Record.from_message(message)
-        state.offsets.accept(record.offset)
+        state.offsets.accept(record.offset, at=self._clock())
         self._metrics.events_received.labels(record.topic).inc()
         try:
             event = self._decoder.decode(record)
@@ -331,15 +346,26 @@ class Engine:
     # ------------------------------------------------------------------ work
 
     def _start(self, item: WorkItem) -> None:
-        item.started = self._clock()
+        self._submitted += 1
         self._pool.submit(self._work, item)
 
     def _work(self, item: WorkItem) -> None:
-        """Worker thread: run the processor, hand the outcome back. Never touches state."""
+        """Worker thread: run the processor, hand the outcome back. Never touches state.
+
+        The event counts as in flight, and its processing time runs, from here: not from
+        the moment it was handed to the pool, where it may wait for a free thread.
+        """
+        item.started = self._clock()
+        with self._picked_up_lock:
+            self._picked_up += 1
+        self._metrics.in_flight.inc()
         try:
             outcome: Outcome | BaseException = self._processor(item.event, item.cancelled)
         except BaseException as error:  # noqa: BLE001 - handed to the loop, which re-raises
             outcome = error
+        finally:
+            item.elapsed = self._clock() - item.started
+            self._metrics.in_flight.dec()
         self._completions.put((item, outcome))
 
     def _collect_outcomes(self, timeout: float = 0.0) -> None:
@@ -377,8 +403,7 @@ class Engine:
         fields = _log_fields(item.record, item.event)
         event_type = str(item.event.meta.type)
         if current and state is not None:
-            elapsed = self._clock() - item.started
-            self._metrics.processing_latency.labels(event_type).observe(elapsed)
+            self._metrics.processing_latency.labels(event_type).observe(item.elapsed)
             if isinstance(outcome, Applied):
                 state.offsets.done(item.record.offset)
                 self.tally.applied += 1
@@ -566,10 +591,25 @@ class Engine:
         return now - self._idle_since >= self._stop_when_idle
 
     def _update_gauges(self) -> None:
-        self._metrics.in_flight.set(self._lanes.running)
+        """Per-turn gauges (``in_flight`` is kept by the workers themselves)."""
+        with self._picked_up_lock:
+            waiting_for_thread = self._submitted - self._picked_up
+        waiting_behind_key = len(self._lanes) - self._lanes.running
+        self._metrics.queued.set(max(0, waiting_for_thread) + waiting_behind_key)
         self._metrics.buffered.set(self._buffered())
         self._metrics.paused_partitions.set(len(self._paused))
         self._metrics.assigned_partitions.set(len(self._owned))
+        now = self._clock()
+        for (topic, partition), state in self._owned.items():
+            since = state.offsets.oldest_pending_since()
+            age = 0.0 if since is None else max(0.0, now - since)
+            self._metrics.oldest_pending_age.labels(topic, str(partition)).set(age)
+        if self._lag_monitor is not None:
+            self._lag_monitor.tick(self._watermarks)
+
+    def _watermarks(self) -> dict[TP, int | None]:
+        """Each owned partition's watermark (the lag monitor's stand-in for a commit)."""
+        return {tp: state.offsets.committable() for tp, state in self._owned.items()}
 
     # ------------------------------------------------------------------ commits
 
@@ -613,28 +653,21 @@ class Engine:
             self._commit_failed(refused, reason)
         landed = [tp for tp in partitions if tp not in refused]
         if landed:
+            self._metrics.commits.labels("landed").inc()
             self._metrics.last_commit.set(time.time())
-            self._update_lag(landed)
 
     def _commit_failed(self, offsets: list[TopicPartition], reason: str) -> None:
+        self._metrics.commits.labels("failed").inc()
         for failed in offsets:
             state = self._owned.get((failed.topic, failed.partition))
             if state is not None and state.offsets.committed == failed.offset:
                 state.offsets.committed = None  # try again next time
         log.warning("commit_failed", error=reason, partitions=len(offsets))
 
-    def _update_lag(self, offsets: Iterable[TopicPartition]) -> None:
-        for tp in offsets:
-            try:
-                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            except KafkaException:
-                continue
-            if high >= 0:
-                self._metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - tp.offset))
-
     # ------------------------------------------------------------------ rebalancing
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._metrics.rebalances.labels("assign").inc()
         for tp in partitions:
             self._generation += 1
             self._owned[(tp.topic, tp.partition)] = PartitionState(generation=self._generation)
@@ -644,9 +677,11 @@ class Engine:
         )
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._metrics.rebalances.labels("revoke").inc()
         self._release(partitions, commit=True)
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._metrics.rebalances.labels("lost").inc()
         self._release(partitions, commit=False)
 
     def _release(self, partitions: list[TopicPartition], *, commit: bool) -> None:
@@ -671,8 +706,9 @@ class Engine:
         for tp in tps:
             self._owned.pop(tp, None)
             self._paused.discard(tp)
-            with contextlib.suppress(KeyError):  # no lag sample yet
-                self._metrics.lag.remove(tp[0], str(tp[1]))
+            for gauge in (self._metrics.lag, self._metrics.oldest_pending_age):
+                with contextlib.suppress(KeyError):  # no sample yet
+                    gauge.remove(tp[0], str(tp[1]))
         log.info(
             "partitions_released",
             partitions=sorted(f"{t}:{p}" for t, p in tps),

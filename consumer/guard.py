@@ -7,6 +7,8 @@ service being *up* (it answered); only retryable failures count against its circ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
 
 from consumer.circuit import Breakers, CircuitBreaker, State
@@ -14,10 +16,19 @@ from consumer.config import CircuitSettings
 from consumer.errors import TransientError
 from consumer.observability import Metrics
 from consumer.services.http import CallRecord
+from consumer.services.settings import ServiceSettings
 
 log = structlog.get_logger("consumer.guard")
 
 SERVICES = ("oauth", "credentials", "lms", "studio", "discovery")
+
+
+def configured_services(services: ServiceSettings | None) -> tuple[str, ...]:
+    """The services this worker calls: none in dry-run; Studio, Discovery only when set."""
+    if services is None:
+        return ()
+    optional = {"studio": services.studio_url, "discovery": services.discovery_url}
+    return tuple(name for name in SERVICES if name not in optional or optional[name])
 
 
 def status_class(record: CallRecord) -> str:
@@ -33,8 +44,14 @@ class ServiceGuard:
         self._metrics = metrics
 
     @classmethod
-    def for_services(cls, settings: CircuitSettings, metrics: Metrics) -> ServiceGuard:
-        """One breaker per Open edX service, exporting its state as a gauge."""
+    def for_services(
+        cls, settings: CircuitSettings, metrics: Metrics, services: Sequence[str] = SERVICES
+    ) -> ServiceGuard:
+        """One breaker per configured service, exporting its state as a gauge.
+
+        A service that is not configured is never called: it gets no breaker and no series
+        (a circuit "closed" for a service that does not exist would only mislead).
+        """
 
         def exported(service: str, state: State) -> None:
             metrics.circuit_state.labels(service).set(state.value)
@@ -50,9 +67,9 @@ class ServiceGuard:
                 max_open_seconds=settings.max_open_seconds,
                 on_change=exported,
             )
-            for service in SERVICES
+            for service in services
         )
-        for service in SERVICES:
+        for service in services:
             metrics.circuit_state.labels(service).set(State.CLOSED.value)
         return cls(breakers, metrics)
 

@@ -4,7 +4,8 @@ Events of one partition finish out of order (different keys run concurrently); K
 stores one offset per partition. ``PartitionOffsets`` keeps the accepted offsets in arrival
 (= offset) order and a set of the done ones; the committable offset is the first offset not
 yet done, or one past the last accepted offset when everything is done. Amortised O(1) per
-event; memory bounded by the engine's buffer limit.
+event; memory bounded by the engine's buffer limit. Each pending offset keeps the time it
+was accepted, so the age of the oldest pending event (a stuck one) is known at once.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ class PartitionOffsets:
 
     def __init__(self) -> None:
         self._pending: deque[int] = deque()
+        self._since: deque[float] = deque()  # when each pending offset was accepted
         self._done: set[int] = set()
         self._next: int | None = None  # one past the last offset accepted
         self.committed: int | None = None  # the last offset handed to a commit
 
-    def accept(self, offset: int) -> None:
-        """Track a newly consumed offset; offsets arrive in increasing order."""
+    def accept(self, offset: int, at: float = 0.0) -> None:
+        """Track a newly consumed offset, accepted at time ``at``; offsets arrive in order."""
         if self._next is not None and offset < self._next:
             raise ValueError(f"offset {offset} arrived after {self._next - 1}")
         self._pending.append(offset)
+        self._since.append(at)
         self._next = offset + 1
 
     def done(self, offset: int) -> None:
@@ -38,11 +41,13 @@ class PartitionOffsets:
         self._done.add(offset)
         while self._pending and self._pending[0] in self._done:
             self._done.discard(self._pending.popleft())
+            self._since.popleft()
 
     def rewind(self, offset: int) -> None:
         """Forget ``offset`` and everything after it: the partition was seeked back to it."""
         while self._pending and self._pending[-1] >= offset:
             self._done.discard(self._pending.pop())
+            self._since.pop()
         if self._next is not None and self._next > offset:
             self._next = offset
 
@@ -50,6 +55,10 @@ class PartitionOffsets:
     def in_progress(self) -> int:
         """How many accepted offsets are not yet below the watermark."""
         return len(self._pending)
+
+    def oldest_pending_since(self) -> float | None:
+        """When the oldest offset not yet done was accepted; None when nothing is pending."""
+        return self._since[0] if self._since else None
 
     def committable(self) -> int | None:
         """The offset to commit (the next one to consume after a restart), or None."""

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
+from prometheus_client import generate_latest
 
+from consumer import __version__
+from consumer.config import CircuitSettings
+from consumer.engine import _event_type_of
+from consumer.events import EventType
+from consumer.guard import ServiceGuard, configured_services
 from consumer.observability import Health, Metrics, serve
+from consumer.services.settings import ServiceSettings
+from consumer.wire import Record
 from tests.support.clock import FakeClock
 
 
@@ -70,3 +80,89 @@ def test_liveness_fails_when_the_poll_loop_stops_turning(
     assert status(f"{base_url}/healthz") == 503
     health.beat()
     assert status(f"{base_url}/healthz") == 200
+
+
+def test_a_stalled_scraper_does_not_delay_the_probes(base_url: str, health: Health) -> None:
+    """/healthz answers while another client holds a /metrics request open, half sent."""
+    health.beat()
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as slow:
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: scraper\r\n")  # never finished
+        assert status(f"{base_url}/healthz") == 200
+
+
+def test_a_scraper_reading_slowly_does_not_delay_the_probes(health: Health) -> None:
+    """/healthz answers while a scraper with a tiny window reads a large /metrics body slowly."""
+    metrics = Metrics()
+    for index in range(40_000):  # a body far larger than the socket buffers
+        metrics.lag.labels(f"topic-{index // 1000:03d}-with-a-long-name", str(index)).set(index)
+    server = serve(metrics, health, port=0, host="127.0.0.1")
+    health.beat()
+    try:
+        with socket.socket() as slow:
+            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            slow.settimeout(5)
+            slow.connect(("127.0.0.1", server.server_port))
+            slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: scraper\r\n\r\n")
+            assert slow.recv(1024).startswith(b"HTTP/1.")  # the body is being sent, unread
+            assert status(f"http://127.0.0.1:{server.server_port}/healthz") == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_exposition_has_build_info_process_metrics_and_no_created_series() -> None:
+    """build_info carries the version; process, platform and GC collectors are there."""
+    metrics = Metrics()
+    metrics.events_received.labels("learning-certificate-lifecycle").inc()
+    metrics.processing_latency.labels("x").observe(0.1)
+    text = generate_latest(metrics.registry).decode()
+    assert f'credentials_consumer_build_info{{version="{__version__}"}} 1.0' in text
+    for family in ("process_cpu_seconds_total", "process_resident_memory_bytes", "python_info"):
+        assert f"\n{family}" in text, family
+    assert "python_gc_collections_total" in text
+    assert "_created" not in text
+
+
+def test_circuit_series_exist_only_for_configured_services() -> None:
+    """Studio and Discovery unset: no circuit series for them; dry-run: none at all."""
+    services = ServiceSettings(
+        oauth_url="http://lms/oauth2",
+        oauth_client_id="id",
+        oauth_client_secret="secret",
+        credentials_url="http://credentials",
+        lms_url="http://lms",
+    )
+    metrics = Metrics()
+    ServiceGuard.for_services(CircuitSettings(), metrics, configured_services(services))
+    exported = {
+        sample.labels["service"]
+        for family in metrics.registry.collect()
+        if family.name == "credentials_consumer_circuit_state"
+        for sample in family.samples
+    }
+    assert exported == {"oauth", "credentials", "lms"}
+    assert configured_services(None) == ()
+    with_all = replace(services, studio_url="http://studio", discovery_url="http://disc/api/v1")
+    assert set(configured_services(with_all)) == {*exported, "studio", "discovery"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "label"),
+    [
+        (
+            (("ce_type", b"org.openedx.learning.certificate.changed.v1"),),
+            str(EventType.CERTIFICATE_CHANGED),
+        ),
+        ((("ce_type", b"attacker-chosen-" + b"x" * 150),), "unknown"),
+        ((("ce_type", b"\xff\xfe"),), "unknown"),
+        ((), "unknown"),
+    ],
+    ids=["consumed type", "arbitrary text", "not utf-8", "missing"],
+)
+def test_a_poison_records_event_type_label_is_bounded(
+    headers: tuple[tuple[str, bytes], ...], label: str
+) -> None:
+    """A dead-lettered record's event_type label is a consumed type or `unknown`, never its text."""
+    record = Record(topic="t", partition=0, offset=1, key=None, value=b"x", headers=headers)
+    assert _event_type_of(record) == label

@@ -250,3 +250,31 @@ def test_property_watermark_matches_model_and_only_rewind_moves_it_back(
         if op != "rewind" and before is not None:
             assert after is not None
             assert after >= before
+
+
+# ---------------------------------------------------------------------------- pending age
+
+
+def test_the_oldest_pending_time_is_that_of_the_first_offset_not_done() -> None:
+    """A stuck head keeps its acceptance time however many later offsets finish."""
+    state = PartitionOffsets()
+    assert state.oldest_pending_since() is None
+    for offset, at in ((10, 100.0), (11, 105.0), (12, 107.0)):
+        state.accept(offset, at=at)
+    state.done(11)
+    state.done(12)
+    assert state.oldest_pending_since() == 100.0
+    state.done(10)
+    assert state.oldest_pending_since() is None
+
+
+def test_a_rewind_forgets_the_times_of_the_forgotten_offsets() -> None:
+    """After a seek back, the oldest pending time is that of what is still accepted."""
+    state = PartitionOffsets()
+    state.accept(10, at=100.0)
+    state.accept(11, at=101.0)
+    state.done(10)
+    state.rewind(11)
+    assert state.oldest_pending_since() is None
+    state.accept(11, at=120.0)
+    assert state.oldest_pending_since() == 120.0

@@ -1,0 +1,1 @@
+"""Development tooling: the local stack scripts, Prometheus fetch and the dashboard generator."""
