@@ -29,7 +29,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,7 +39,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from consumer.circuit import Breakers
 from consumer.config import EngineSettings, KafkaSettings
 from consumer.errors import DecodeError, RegistryUnavailableError
-from consumer.events import CertificateEvent, Event, ordering_key
+from consumer.events import CertificateEvent, Event, EventType, ordering_key
 from consumer.lanes import Lanes
 from consumer.observability import Health, Metrics
 from consumer.offsets import PartitionOffsets
@@ -122,6 +122,7 @@ class WorkItem:
     generation: int
     cancelled: threading.Event = field(default_factory=threading.Event)
     started: float = 0.0
+    future: Future[None] | None = None  # its run on the pool (cancellable until it starts)
 
     @property
     def tp(self) -> TP:
@@ -158,8 +159,19 @@ def _log_fields(record: Record, event: Event | None = None) -> dict[str, Any]:
 
 
 def _event_type_of(record: Record) -> str:
+    """The record's event type as a metric label: a consumed type, or ``unknown``.
+
+    A poison record's ``ce_type`` is whatever its producer wrote; as a label value it would
+    make one series per value.
+    """
     values = record.header("ce_type")
-    return values[0].decode("utf-8", errors="replace")[:200] if len(values) == 1 else "unknown"
+    if len(values) != 1:
+        return "unknown"
+    text = values[0].decode("utf-8", errors="replace")
+    return text if text in _EVENT_TYPES else "unknown"
+
+
+_EVENT_TYPES = frozenset(str(event_type) for event_type in EventType)
 
 
 class Engine:
@@ -303,6 +315,7 @@ class Engine:
             )
             self._dead_letter(record, failure, state, _event_type_of(record))
             return
+        state.block_backoff = 0.0  # the registry answers again: the next blip starts afresh
         item = WorkItem(
             record=record, event=event, key=ordering_key(event), generation=state.generation
         )
@@ -332,15 +345,34 @@ class Engine:
 
     def _start(self, item: WorkItem) -> None:
         item.started = self._clock()
-        self._pool.submit(self._work, item)
+        item.future = self._pool.submit(self._work, item)
 
     def _work(self, item: WorkItem) -> None:
-        """Worker thread: run the processor, hand the outcome back. Never touches state."""
-        try:
-            outcome: Outcome | BaseException = self._processor(item.event, item.cancelled)
-        except BaseException as error:  # noqa: BLE001 - handed to the loop, which re-raises
-            outcome = error
+        """Worker thread: run the processor, hand the outcome back. Never touches state.
+
+        An item cancelled while it waited for a thread (its partition was released, or the
+        worker is stopping) is abandoned without running: nothing of it may start now.
+        """
+        outcome: Outcome | BaseException
+        if item.cancelled.is_set():
+            outcome = Abandoned(why="cancelled before it started")
+        else:
+            try:
+                outcome = self._processor(item.event, item.cancelled)
+            except BaseException as error:  # noqa: BLE001 - handed to the loop, which re-raises
+                outcome = error
         self._completions.put((item, outcome))
+
+    def _cancel_heads(self, which: Callable[[WorkItem], bool]) -> None:
+        """Cancel the running items ``which`` selects; those still queued never start.
+
+        A running item finishes its current request and stops before the next one; an item
+        still waiting in the pool's queue is taken out of it and abandoned here.
+        """
+        for head in [head for head in self._lanes.heads() if which(head)]:
+            head.cancelled.set()
+            if head.future is not None and head.future.cancel():
+                self._finish(head, Abandoned(why="cancelled before it started"))
 
     def _collect_outcomes(self, timeout: float = 0.0) -> None:
         """Apply every outcome waiting in the queue (block up to ``timeout`` for the first)."""
@@ -518,8 +550,12 @@ class Engine:
         self._consumer.seek(TopicPartition(topic, partition, offset))
 
     def _buffered(self) -> int:
-        """Events in memory: running, waiting in a lane, or awaiting a dead-letter ack."""
-        return len(self._lanes) + self._dead_letters_pending
+        """Events in memory: running, waiting in a lane, awaiting a dead-letter ack or resend.
+
+        Dead letters waiting to be sent again count too: while the dead-letter topic cannot
+        be written they pile up, and consumption must pause rather than grow without bound.
+        """
+        return len(self._lanes) + self._dead_letters_pending + len(self._resend)
 
     def _reconcile_pauses(self) -> None:
         buffered = self._buffered()
@@ -655,9 +691,7 @@ class Engine:
         if not tps:
             return
         self._lanes.drop_waiting(lambda item: item.tp in tps)
-        for head in self._lanes.heads():
-            if head.tp in tps:
-                head.cancelled.set()
+        self._cancel_heads(lambda item: item.tp in tps)
         if commit and not self._stopping:  # a shutdown has drained already
             self._drain(
                 lambda: (
@@ -697,8 +731,7 @@ class Engine:
         try:
             self._lanes.drop_waiting(lambda _item: True)
             self._reconcile_pauses()
-            for head in self._lanes.heads():
-                head.cancelled.set()
+            self._cancel_heads(lambda _item: True)
             drained = self._drain(
                 lambda: self._lanes.running > 0 or self._dead_letters_pending > 0,
                 self._settings.drain_timeout_seconds,

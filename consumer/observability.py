@@ -127,6 +127,12 @@ class Metrics:
             ["service"],
             registry=r,
         )
+        self.circuit_opened = Counter(
+            f"{p}_circuit_opened",
+            "Times a service's circuit opened, by cause (HTTP status class or error reason).",
+            ["service", "cause"],
+            registry=r,
+        )
         self.last_commit = Gauge(
             f"{p}_last_commit_timestamp_seconds",
             "When offsets were last committed.",

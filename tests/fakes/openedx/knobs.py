@@ -84,7 +84,10 @@ class Knobs:
         self, service: str, endpoint: str, username: str | None = None
     ) -> ErrorKnob | None:
         """The error to answer for one request, if a knob fires (consumes one of ``times``)."""
-        keys = [(service, endpoint, None), (service, None, None)]
+        keys: list[tuple[str, str | None, str | None]] = [
+            (service, endpoint, None),
+            (service, None, None),
+        ]
         if username is not None:
             keys[:0] = [(service, endpoint, username), (service, None, username)]
         with self._lock:
