@@ -18,6 +18,9 @@ Guarantees, each with an integration test: same-key events are applied in offset
 an offset is committed only when it and every offset below it are done; a revoked
 partition stops taking work, drains within ``revoke_timeout_seconds`` and commits; a lost
 partition is dropped without commit; SIGTERM drains within ``drain_timeout_seconds``.
+Nothing of a released partition starts after its release: its queued items leave the pool
+unstarted, and its running items are cancelled (they finish the request they are in and
+start no other; the HTTP guard refuses the rest).
 An exception a worker did not turn into an outcome is a bug: the loop commits what is done
 and re-raises, so the process exits non-zero and is restarted, instead of stalling.
 """
