@@ -54,13 +54,22 @@ class Cause:
     """What a request did, as far as a breaker cares: no URL, no body, no user.
 
     ``reason`` is the error's snake_case reason (``http_503``, ``connection_refused``) for a
-    failure, empty for a success.
+    failure, empty for a success; ``outage`` tells an outage-class failure (ADR 0004).
     """
 
     endpoint: str = ""
     status: int | None = None
     reason: str = ""
     retry_after: float | None = None
+    outage: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LastFailure:
+    """An event's last failed request to a service, and the endpoint's successes by then."""
+
+    cause: Cause
+    successes_then: int
 
 
 OnChange = Callable[[str, State, Cause], None]
@@ -97,7 +106,7 @@ class CircuitBreaker:
         self._probe_failures: dict[str, int] = {}  # failed probes per event, this episode
         self._waiting: dict[str, int] = {}  # event id -> threads of it waiting in wait()
         self._successes: dict[str, int] = {}  # endpoint -> successes ever (monotonic)
-        self._last_failure: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self._last_failure: OrderedDict[str, LastFailure] = OrderedDict()
         self._changed = threading.Condition()
 
     # ------------------------------------------------------------------ state
@@ -160,7 +169,7 @@ class CircuitBreaker:
         """
         cause = cause or Cause()
         with self._changed:
-            self._remember_failure(request_id, cause.endpoint)
+            self._remember_failure(request_id, cause)
             if self._state is State.HALF_OPEN:
                 if self._probe is not None and self._probe[0] == request_id:
                     self._probe = None
@@ -183,8 +192,8 @@ class CircuitBreaker:
         with self._changed:
             return dict(self._successes)
 
-    def last_failure(self, request_id: str) -> tuple[str, int] | None:
-        """The endpoint of event ``request_id``'s last failure here, and its success count then."""
+    def last_failure(self, request_id: str) -> LastFailure | None:
+        """Event ``request_id``'s last failure here (since ``forget``), if any."""
         with self._changed:
             return self._last_failure.get(request_id)
 
@@ -193,8 +202,9 @@ class CircuitBreaker:
         with self._changed:
             self._last_failure.pop(request_id, None)
 
-    def _remember_failure(self, request_id: str, endpoint: str) -> None:
-        self._last_failure[request_id] = (endpoint, self._successes.get(endpoint, 0))
+    def _remember_failure(self, request_id: str, cause: Cause) -> None:
+        successes = self._successes.get(cause.endpoint, 0)
+        self._last_failure[request_id] = LastFailure(cause, successes)
         self._last_failure.move_to_end(request_id)
         while len(self._last_failure) > _REMEMBERED_FAILURES:
             self._last_failure.popitem(last=False)

@@ -187,6 +187,7 @@ class ServiceGuard:
                     status=record.status,
                     reason=record.error.reason,
                     retry_after=record.error.retry_after,
+                    outage=record.outage,
                 ),
             )
         else:

@@ -34,7 +34,7 @@ from typing import TypeVar
 
 import backoff
 
-from consumer.circuit import Breakers, CircuitBreaker
+from consumer.circuit import Breakers, Cause, CircuitBreaker, LastFailure
 from consumer.config import RetrySettings
 from consumer.errors import CircuitOpenError, ServiceUnavailableError, TransientError
 
@@ -143,6 +143,10 @@ class Retrier:
             with registered:
                 return self._loop(fn, cancelled, request_id)
         finally:
+            self._forget(request_id)
+
+    def _forget(self, request_id: str | None) -> None:
+        if request_id is not None:
             for breaker in self.breakers:
                 breaker.forget(request_id)
 
@@ -157,6 +161,7 @@ class Retrier:
         while True:
             if cancelled.is_set():
                 raise Cancelled
+            self._forget(request_id)  # what the breakers remember of it is this attempt's
             began = self.clock()
             try:
                 return fn()
@@ -168,13 +173,21 @@ class Retrier:
         if call.cancelled.is_set():
             raise Cancelled from error
         breaker = self.breakers.get(error.service)
+        recorded = None
+        if breaker is not None and call.request_id is not None:
+            recorded = breaker.last_failure(call.request_id)
         if isinstance(error, CircuitOpenError) and breaker is not None:
-            breaker.wait(call.cancelled, request_id=call.request_id or "")  # nothing was sent
-            return
+            if recorded is None:  # refused before anything of this attempt failed
+                breaker.wait(call.cancelled, request_id=call.request_id or "")
+                return
+            # A request of this attempt failed, then the circuit refused the next one: the
+            # attempt failed with that request's failure (else an event whose own requests
+            # fail could hide behind a circuit that keeps re-opening).
+            error = _failure_as_error(error.service, recorded.cause)
         failed_at = self.wall_clock()
         if call.first_failure is None:
             call.first_failure = failed_at
-        counted = self._counts(error, breaker, call)
+        counted = self._counts(error, breaker, recorded, call)
         if counted:
             call.attempts += 1
             call.charged += took
@@ -210,17 +223,36 @@ class Retrier:
             first = call.first_failure if call.first_failure is not None else failed_at
             raise RetriesExhausted(error, call.attempts, first, failed_at) from error
 
-    def _counts(self, error: TransientError, breaker: CircuitBreaker | None, call: _Call) -> bool:
+    @staticmethod
+    def _counts(
+        error: TransientError,
+        breaker: CircuitBreaker | None,
+        recorded: LastFailure | None,
+        call: _Call,
+    ) -> bool:
         """Whether ``error`` counts against the budget (the module docstring's rule)."""
         if not isinstance(error, ServiceUnavailableError):
             return True  # the event's own failure (or a refusal no breaker explains)
         if breaker is None or call.request_id is None:
             return True  # no way to tell an outage: the budget bounds the call
         started = call.started_with.get(breaker.service, {})
-        last = breaker.last_failure(call.request_id)
-        if last is None:  # not seen by the breaker: any success of the service is evidence
+        if recorded is None:  # not seen by the breaker: any success of the service is evidence
             return sum(breaker.successes().values()) > sum(started.values())
-        endpoint, successes_then = last
+        endpoint = recorded.cause.endpoint
         before = call.seen.get((breaker.service, endpoint), started.get(endpoint, 0))
-        call.seen[(breaker.service, endpoint)] = successes_then
-        return successes_then > before
+        call.seen[(breaker.service, endpoint)] = recorded.successes_then
+        return recorded.successes_then > before
+
+
+def _failure_as_error(service: str, cause: Cause) -> TransientError:
+    """A request's failure as the breaker recorded it, as the error that ends an attempt."""
+    kind = ServiceUnavailableError if cause.outage else TransientError
+    error = kind(
+        f"{service} {cause.endpoint}: {cause.reason or 'failed'} (its circuit then opened)",
+        service=service,
+        status=cause.status,
+        retry_after=cause.retry_after,
+    )
+    if cause.reason:
+        error.reason = cause.reason
+    return error

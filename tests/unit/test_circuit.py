@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from consumer.circuit import Breakers, Cause, CircuitBreaker, State
+from consumer.circuit import Breakers, Cause, CircuitBreaker, LastFailure, State
 from consumer.errors import CircuitOpenError
 from tests.support.clock import FakeClock
 
@@ -464,8 +464,8 @@ def test_successes_are_counted_per_endpoint_and_failures_remembered_per_event(
     breaker.record_success(Cause("credentials_post", 201))
     breaker.record_failure("e2", Cause("credentials_list", 403))
     assert breaker.successes() == {"credentials_post": 3, "credentials_list": 1}
-    assert breaker.last_failure("e1") == ("credentials_post", 2)
-    assert breaker.last_failure("e2") == ("credentials_list", 1)
+    assert breaker.last_failure("e1") == LastFailure(Cause("credentials_post", 504), 2)
+    assert breaker.last_failure("e2") == LastFailure(Cause("credentials_list", 403), 1)
     breaker.forget("e1")
     assert breaker.last_failure("e1") is None
     assert breaker.last_failure("never") is None

@@ -591,6 +591,31 @@ def test_two_events_whose_own_requests_always_fail_exhaust_their_budgets(
     assert State.OPEN in changes
 
 
+def test_an_own_failure_then_a_refusal_in_one_attempt_counts() -> None:
+    """An attempt whose own request failed, then met a circuit opened meanwhile, counts.
+
+    Program awards post one program after another: a learner's own 500 on the first, then
+    the circuit (opened by another event's failures) refusing the second, still costs the
+    event an attempt — else two such learners could hide behind a circuit that each probe
+    (a read that succeeds) closes and their next writes re-open, for ever.
+    """
+    harness = Harness(settings=RetrySettings(max_attempts=1))
+    breaker = breaker_for(harness)
+
+    def attempt() -> str:
+        breaker.before_request(EVENT)  # the first program's write is sent...
+        breaker.record_failure(EVENT, Cause(POST, 500, "http_500"))  # ...and fails
+        open_by_others(breaker)
+        breaker.before_request(EVENT)  # the second one is refused
+        return "unreachable"
+
+    with pytest.raises(RetriesExhausted) as caught:
+        call_bounded(harness, attempt)
+    assert caught.value.attempts == 1
+    assert caught.value.error.reason == "http_500"
+    assert caught.value.error.status == 500
+
+
 def test_an_own_failure_asking_past_the_budget_gives_up_at_once() -> None:
     """A counted failure whose Retry-After exceeds the budget left ends the call without waiting."""
     harness = Harness(settings=RetrySettings(max_attempts=10, max_seconds=60.0))
