@@ -1,18 +1,26 @@
-"""Circuit breakers: tell a dependency outage apart from a bad event.
+"""Circuit breakers: tell a dependency outage apart from a bad event (ADR 0004).
 
 When a service fails *systemically*, retrying each event against it only burns retry
 budgets and, in the end, dead-letters a whole backlog that was fine. A breaker per service
-watches the outcomes of every request to it (from all workers):
+watches the outcome of every request to it (from all workers):
 
-- closed: requests flow. It opens after ``failure_threshold`` consecutive failures that
-  look systemic: every one outage-class (connection refused/reset, connect timeout, 502,
-  503, 504), or coming from at least two distinct events (so one event that always gets
-  a 500 — Credentials' 500 for a learner it has no user row for — cannot open it alone,
-  and ends in the dead-letter topic after its own retries).
+- closed: requests flow. It opens after ``failure_threshold`` consecutive retryable
+  failures that come from at least two distinct events (or one, with a threshold of 1).
+  One event can never open it alone, so one event can never pause consumption.
 - open: no request is sent (``CircuitOpenError``); callers wait without spending retry
-  budget, and the engine pauses consumption. After ``open_seconds`` one probe may go.
+  budget, and the engine pauses consumption while someone waits. After the open period one
+  probe may go. The period doubles with each failed probe (up to ``max_open_seconds``) and
+  is never shorter than the ``Retry-After`` of the failure that opened it (up to the same cap).
 - half-open: exactly one request (the probe) is in flight. Success closes the circuit and
-  releases every waiter; failure re-opens it for twice as long (up to ``max_open_seconds``).
+  releases every waiter; failure re-opens it.
+
+Probing is fair: the probe slot goes to a request whose event has failed fewest probes in
+this open episode, so an event whose own requests fail cannot keep the slot while another
+waits for its first try. Once every waiting event has failed a probe, ``holding_back``
+turns false and the engine takes new work again (each new event is a fresh candidate).
+
+The breaker also keeps, per endpoint, a monotonic count of successes, and each event's last
+failure: the retrier reads them to tell whether the service is up for others (ADR 0004).
 
 Time is injected (``clock``) so tests drive the state machine without waiting.
 """
@@ -22,11 +30,15 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 from consumer.errors import CircuitOpenError
 
 Clock = Callable[[], float]
+
+_REMEMBERED_FAILURES = 10_000  # last failures kept by event id (the retrier forgets its own)
 
 
 class State(enum.Enum):
@@ -35,6 +47,32 @@ class State(enum.Enum):
     CLOSED = 0
     HALF_OPEN = 1
     OPEN = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """What a request did, as far as a breaker cares: no URL, no body, no user.
+
+    ``reason`` is the error's snake_case reason (``http_503``, ``connection_refused``) for a
+    failure, empty for a success; ``outage`` tells an outage-class failure (ADR 0004).
+    """
+
+    endpoint: str = ""
+    status: int | None = None
+    reason: str = ""
+    retry_after: float | None = None
+    outage: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LastFailure:
+    """An event's last failed request to a service, and the endpoint's successes by then."""
+
+    cause: Cause
+    successes_then: int
+
+
+OnChange = Callable[[str, State, Cause], None]
 
 
 class CircuitBreaker:
@@ -48,21 +86,30 @@ class CircuitBreaker:
         open_seconds: float = 5.0,
         max_open_seconds: float = 60.0,
         clock: Clock = time.monotonic,
-        on_change: Callable[[str, State], None] | None = None,
+        on_change: OnChange | None = None,
+        poll_seconds: float = 0.5,
     ) -> None:
+        """``poll_seconds``: how often a waiter looks at the (injected) clock."""
         self.service = service
         self._threshold = failure_threshold
         self._base_open = open_seconds
         self._max_open = max_open_seconds
         self._clock = clock
         self._on_change = on_change
+        self._poll = poll_seconds
         self._state = State.CLOSED
-        self._failures: list[tuple[str, bool]] = []  # consecutive (request id, outage?)
-        self._open_for = open_seconds
+        self._failures: list[str] = []  # event ids of the consecutive failures while closed
+        self._open_for = open_seconds  # the doubling schedule
+        self._hold = open_seconds  # this opening's period (the schedule, or Retry-After)
         self._opened_at = 0.0
-        self._probe: tuple[str, float] | None = None  # (request id, sent at) in half-open
-        self._waiters = 0
+        self._probe: tuple[str, float] | None = None  # (event id, sent at) in half-open
+        self._probe_failures: dict[str, int] = {}  # failed probes per event, this episode
+        self._waiting: dict[str, int] = {}  # event id -> threads of it waiting in wait()
+        self._successes: dict[str, int] = {}  # endpoint -> successes ever (monotonic)
+        self._last_failure: OrderedDict[str, LastFailure] = OrderedDict()
         self._changed = threading.Condition()
+
+    # ------------------------------------------------------------------ state
 
     @property
     def state(self) -> State:
@@ -74,100 +121,158 @@ class CircuitBreaker:
         """True when requests flow freely."""
         return self._state is State.CLOSED
 
+    @property
+    def holding_back(self) -> bool:
+        """True when the service is down and an event waits for its first probe.
+
+        A breaker nobody waits on (say, Discovery while its cached copy serves) does not
+        hold consumption back, nor does one whose every waiter has already failed a probe
+        in this episode: new work then gets its turn to probe.
+        """
+        with self._changed:
+            return self._state is not State.CLOSED and any(
+                self._probe_failures.get(event_id, 0) == 0 for event_id in self._waiting
+            )
+
+    # ------------------------------------------------------------------ requests
+
     def before_request(self, request_id: str) -> None:
         """Let a request go, or raise ``CircuitOpenError`` (nothing was sent)."""
         with self._changed:
             if self._state is State.CLOSED:
                 return
-            if self._state is State.OPEN and self._clock() - self._opened_at >= self._open_for:
-                self._set(State.HALF_OPEN)
-            if self._state is State.HALF_OPEN and self._probe_slot_free():
+            if self._state is State.OPEN and self._open_period_over():
+                self._set(State.HALF_OPEN, Cause(reason="open_period_over"))
+            if self._state is State.HALF_OPEN and self._may_probe(request_id):
                 self._probe = (request_id, self._clock())
                 return
             raise CircuitOpenError(f"circuit of {self.service} is open", service=self.service)
 
-    def _probe_slot_free(self) -> bool:
-        """No probe in flight, or the last one never reported back (its caller died)."""
-        return self._probe is None or self._clock() - self._probe[1] > self._max_open
-
-    def record_success(self) -> None:
+    def record_success(self, cause: Cause | None = None) -> None:
         """A request got an answer that shows the service is up (2xx, or a 4xx verdict)."""
+        cause = cause or Cause()
         with self._changed:
+            self._successes[cause.endpoint] = self._successes.get(cause.endpoint, 0) + 1
             self._failures.clear()
             self._probe = None
             if self._state is not State.CLOSED:
                 self._open_for = self._base_open
-                self._set(State.CLOSED)
+                self._probe_failures.clear()
+                self._set(State.CLOSED, cause)
 
-    def record_failure(self, request_id: str, *, outage: bool) -> None:
-        """A request failed in a retryable way; open the circuit if the failures are systemic.
+    def record_failure(self, request_id: str, cause: Cause | None = None) -> None:
+        """A request of event ``request_id`` failed in a retryable way.
 
-        In half-open only the probe's own failure counts: a request sent before the circuit
+        Opens the circuit when the failures are systemic (see the module docstring). In
+        half-open only the probe's own failure counts: a request sent before the circuit
         opened may fail late, and must not re-open it (or free the probe slot).
         """
+        cause = cause or Cause()
         with self._changed:
+            self._remember_failure(request_id, cause)
             if self._state is State.HALF_OPEN:
                 if self._probe is not None and self._probe[0] == request_id:
                     self._probe = None
+                    self._probe_failures[request_id] = self._probe_failures.get(request_id, 0) + 1
                     self._open_for = min(self._open_for * 2, self._max_open)
-                    self._open()
+                    self._open(cause)
                 return
             if self._state is not State.CLOSED:
                 return
-            self._failures.append((request_id, outage))
+            self._failures.append(request_id)
             del self._failures[: -self._threshold]
-            if len(self._failures) >= self._threshold and self._systemic():
-                self._open()
+            distinct = len(set(self._failures))
+            if len(self._failures) >= self._threshold and distinct >= min(2, self._threshold):
+                self._open(cause)
 
-    def wait(self, cancelled: threading.Event, *, poll_seconds: float = 0.5) -> None:
-        """Block until a request may be tried again (closed, or a probe may go), or ``cancelled``.
+    # ------------------------------------------------------------------ evidence
 
-        While anyone waits here, ``holding_back`` is true and the engine stops consuming.
+    def successes(self) -> dict[str, int]:
+        """Successes so far per endpoint (monotonic counts; a copy)."""
+        with self._changed:
+            return dict(self._successes)
+
+    def last_failure(self, request_id: str) -> LastFailure | None:
+        """Event ``request_id``'s last failure here (since ``forget``), if any."""
+        with self._changed:
+            return self._last_failure.get(request_id)
+
+    def forget(self, request_id: str) -> None:
+        """Drop what is remembered of event ``request_id`` (its call is over)."""
+        with self._changed:
+            self._last_failure.pop(request_id, None)
+
+    def _remember_failure(self, request_id: str, cause: Cause) -> None:
+        successes = self._successes.get(cause.endpoint, 0)
+        self._last_failure[request_id] = LastFailure(cause, successes)
+        self._last_failure.move_to_end(request_id)
+        while len(self._last_failure) > _REMEMBERED_FAILURES:
+            self._last_failure.popitem(last=False)
+
+    # ------------------------------------------------------------------ waiting
+
+    def wait(self, cancelled: threading.Event, *, request_id: str = "") -> None:
+        """Block until event ``request_id`` may try again, or ``cancelled`` is set.
+
+        Returns when the circuit is closed, or when a probe may go and this event is a
+        candidate for it (see ``before_request``). While an event that has not yet failed a
+        probe waits here, ``holding_back`` is true and the engine stops consuming.
         """
         with self._changed:
-            self._waiters += 1
+            self._waiting[request_id] = self._waiting.get(request_id, 0) + 1
         try:
             while not cancelled.is_set():
                 with self._changed:
                     if self._state is State.CLOSED:
                         return
-                    timeout = poll_seconds
-                    if self._state is State.OPEN:
-                        remaining = self._open_for - (self._clock() - self._opened_at)
-                        if remaining <= 0:
-                            return
-                        timeout = min(poll_seconds, remaining)
-                    elif self._probe_slot_free():
+                    timeout = self._poll
+                    if self._state is State.OPEN and not self._open_period_over():
+                        remaining = self._hold - (self._clock() - self._opened_at)
+                        timeout = min(self._poll, remaining)
+                    elif self._probe_slot_free() and self._is_candidate(request_id):
                         return
                     self._changed.wait(timeout=timeout)
         finally:
             with self._changed:
-                self._waiters -= 1
+                self._waiting[request_id] -= 1
+                if not self._waiting[request_id]:
+                    del self._waiting[request_id]
+                self._changed.notify_all()  # another waiter may be a candidate now
 
-    @property
-    def holding_back(self) -> bool:
-        """True when the service is down and work is waiting for it: stop taking new work.
+    # ------------------------------------------------------------------ internals
 
-        A breaker nobody waits on (say, Discovery while its cached copy serves) does not
-        hold consumption back; new work then probes the service in the normal way.
-        """
-        return self._state is not State.CLOSED and self._waiters > 0
+    def _open_period_over(self) -> bool:
+        return self._clock() - self._opened_at >= self._hold
 
-    def _systemic(self) -> bool:
-        """All outage-class, or spread over distinct events (two, or one when threshold is 1)."""
-        distinct = len({request_id for request_id, _ in self._failures})
-        return all(outage for _, outage in self._failures) or distinct >= min(2, self._threshold)
+    def _probe_slot_free(self) -> bool:
+        """No probe in flight, or the last one never reported back (its caller died)."""
+        return self._probe is None or self._clock() - self._probe[1] > self._max_open
 
-    def _open(self) -> None:
+    def _is_candidate(self, request_id: str) -> bool:
+        """No waiting event has failed fewer probes in this episode than ``request_id``."""
+        failed = self._probe_failures.get(request_id, 0)
+        return all(
+            self._probe_failures.get(other, 0) >= failed
+            for other in self._waiting
+            if other != request_id
+        )
+
+    def _may_probe(self, request_id: str) -> bool:
+        return self._probe_slot_free() and self._is_candidate(request_id)
+
+    def _open(self, cause: Cause) -> None:
+        asked = min(cause.retry_after or 0.0, self._max_open)
+        self._hold = max(self._open_for, asked)
         self._opened_at = self._clock()
         self._failures.clear()
-        self._set(State.OPEN)
+        self._probe = None
+        self._set(State.OPEN, cause)
 
-    def _set(self, state: State) -> None:
+    def _set(self, state: State, cause: Cause) -> None:
         self._state = state
         self._changed.notify_all()
         if self._on_change is not None:
-            self._on_change(self.service, state)
+            self._on_change(self.service, state, cause)
 
 
 class Breakers:
@@ -188,6 +293,10 @@ class Breakers:
     def holding_back(self) -> bool:
         """True when any service is down with work waiting for it (the engine pauses)."""
         return any(breaker.holding_back for breaker in self._by_service.values())
+
+    def successes(self) -> Mapping[str, dict[str, int]]:
+        """Every breaker's success counts, by service (a snapshot)."""
+        return {service: breaker.successes() for service, breaker in self._by_service.items()}
 
     def __iter__(self) -> Iterator[CircuitBreaker]:
         return iter(self._by_service.values())

@@ -36,7 +36,7 @@ from consumer.handlers import make_handler
 from consumer.lag import LagMonitor
 from consumer.observability import Health, Metrics, configure_logging, serve
 from consumer.processing import ApplyProcessor, DryRunProcessor
-from consumer.retry import Retrier
+from consumer.retry import Cancellations, Retrier
 from consumer.services.bundle import Services, build_services
 from consumer.services.check import CheckResult, run_checks
 from consumer.services.program_cache import CacheState
@@ -159,8 +159,12 @@ def _build_engine(
     decoder = Decoder(stack.enter_context(_writer_schemas(settings)), load_reader_schemas())
     handler = make_handler(settings.policy)
     processor: Processor
+    cancellations = Cancellations()  # a cancelled event's next request is refused by the guard
     guard = ServiceGuard.for_services(
-        settings.circuit, metrics, configured_services(settings.services)
+        settings.circuit,
+        metrics,
+        configured_services(settings.services),
+        cancellations=cancellations,
     )
     if dry_run:
         processor = DryRunProcessor(handler, stack.enter_context(_output(settings.dry_run_output)))
@@ -177,6 +181,7 @@ def _build_engine(
             on_retry=lambda error, _delay: metrics.retries.labels(
                 error.service, error.reason
             ).inc(),
+            cancellations=cancellations,
         )
         processor = ApplyProcessor(handler, effects.apply, retrier, metrics)
     return Engine(

@@ -215,8 +215,8 @@ class EngineSettings:
     max_in_flight: int = 64
     max_buffered: int = 2000
     commit_interval_seconds: float = 2.0
-    drain_timeout_seconds: float = 25.0
-    revoke_timeout_seconds: float = 15.0
+    drain_timeout_seconds: float = 30.0
+    revoke_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -358,8 +358,8 @@ def load(env: Mapping[str, str]) -> Settings:
             env, "CONSUMER_MAX_BUFFERED", max(2000, 4 * max_in_flight), minimum=max_in_flight
         ),
         commit_interval_seconds=_seconds(env, "CONSUMER_COMMIT_INTERVAL_SECONDS", 2.0, minimum=0.1),
-        drain_timeout_seconds=_seconds(env, "CONSUMER_DRAIN_TIMEOUT_SECONDS", 25.0),
-        revoke_timeout_seconds=_seconds(env, "CONSUMER_REVOKE_TIMEOUT_SECONDS", 15.0),
+        drain_timeout_seconds=_seconds(env, "CONSUMER_DRAIN_TIMEOUT_SECONDS", 30.0),
+        revoke_timeout_seconds=_seconds(env, "CONSUMER_REVOKE_TIMEOUT_SECONDS", 30.0),
     )
     retry = _checked_retry(
         RetrySettings(

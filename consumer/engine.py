@@ -18,6 +18,9 @@ Guarantees, each with an integration test: same-key events are applied in offset
 an offset is committed only when it and every offset below it are done; a revoked
 partition stops taking work, drains within ``revoke_timeout_seconds`` and commits; a lost
 partition is dropped without commit; SIGTERM drains within ``drain_timeout_seconds``.
+Nothing of a released partition starts after its release: its queued items leave the pool
+unstarted, and its running items are cancelled (they finish the request they are in and
+start no other; the HTTP guard refuses the rest).
 An exception a worker did not turn into an outcome is a bug: the loop commits what is done
 and re-raises, so the process exits non-zero and is restarted, instead of stalling.
 """
@@ -29,7 +32,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -124,6 +127,7 @@ class WorkItem:
     cancelled: threading.Event = field(default_factory=threading.Event)
     started: float = 0.0  # when a worker thread picked it up
     elapsed: float = 0.0  # how long the processor ran (measured on the worker thread)
+    future: Future[None] | None = None  # its run on the pool (cancellable until it starts)
 
     @property
     def tp(self) -> TP:
@@ -318,6 +322,7 @@ class Engine:
             )
             self._dead_letter(record, failure, state, _event_type_of(record))
             return
+        state.block_backoff = 0.0  # the registry answers again: the next blip starts afresh
         item = WorkItem(
             record=record, event=event, key=ordering_key(event), generation=state.generation
         )
@@ -347,26 +352,45 @@ class Engine:
 
     def _start(self, item: WorkItem) -> None:
         self._submitted += 1
-        self._pool.submit(self._work, item)
+        item.future = self._pool.submit(self._work, item)
 
     def _work(self, item: WorkItem) -> None:
         """Worker thread: run the processor, hand the outcome back. Never touches state.
 
         The event counts as in flight, and its processing time runs, from here: not from
-        the moment it was handed to the pool, where it may wait for a free thread.
+        the moment it was handed to the pool, where it may wait for a free thread. An item
+        cancelled while it waited for a thread (its partition was released, or the worker is
+        stopping) is abandoned without running: nothing of it may start now.
         """
         item.started = self._clock()
         with self._picked_up_lock:
             self._picked_up += 1
-        self._metrics.in_flight.inc()
-        try:
-            outcome: Outcome | BaseException = self._processor(item.event, item.cancelled)
-        except BaseException as error:  # noqa: BLE001 - handed to the loop, which re-raises
-            outcome = error
-        finally:
-            item.elapsed = self._clock() - item.started
-            self._metrics.in_flight.dec()
+        outcome: Outcome | BaseException
+        if item.cancelled.is_set():
+            outcome = Abandoned(why="cancelled before it started")
+        else:
+            self._metrics.in_flight.inc()
+            try:
+                outcome = self._processor(item.event, item.cancelled)
+            except BaseException as error:  # noqa: BLE001 - handed to the loop, which re-raises
+                outcome = error
+            finally:
+                item.elapsed = self._clock() - item.started
+                self._metrics.in_flight.dec()
         self._completions.put((item, outcome))
+
+    def _cancel_heads(self, which: Callable[[WorkItem], bool]) -> None:
+        """Cancel the running items ``which`` selects; those still queued never start.
+
+        A running item finishes its current request and stops before the next one; an item
+        still waiting in the pool's queue is taken out of it and abandoned here.
+        """
+        for head in [head for head in self._lanes.heads() if which(head)]:
+            head.cancelled.set()
+            if head.future is not None and head.future.cancel():
+                with self._picked_up_lock:
+                    self._picked_up += 1  # it left the pool's queue without a thread
+                self._finish(head, Abandoned(why="cancelled before it started"))
 
     def _collect_outcomes(self, timeout: float = 0.0) -> None:
         """Apply every outcome waiting in the queue (block up to ``timeout`` for the first)."""
@@ -403,7 +427,8 @@ class Engine:
         fields = _log_fields(item.record, item.event)
         event_type = str(item.event.meta.type)
         if current and state is not None:
-            self._metrics.processing_latency.labels(event_type).observe(item.elapsed)
+            if not isinstance(outcome, Abandoned):  # an abandoned item may never have run
+                self._metrics.processing_latency.labels(event_type).observe(item.elapsed)
             if isinstance(outcome, Applied):
                 state.offsets.done(item.record.offset)
                 self.tally.applied += 1
@@ -543,8 +568,12 @@ class Engine:
         self._consumer.seek(TopicPartition(topic, partition, offset))
 
     def _buffered(self) -> int:
-        """Events in memory: running, waiting in a lane, or awaiting a dead-letter ack."""
-        return len(self._lanes) + self._dead_letters_pending
+        """Events in memory: running, waiting in a lane, awaiting a dead-letter ack or resend.
+
+        Dead letters waiting to be sent again count too: while the dead-letter topic cannot
+        be written they pile up, and consumption must pause rather than grow without bound.
+        """
+        return len(self._lanes) + self._dead_letters_pending + len(self._resend)
 
     def _reconcile_pauses(self) -> None:
         buffered = self._buffered()
@@ -690,9 +719,7 @@ class Engine:
         if not tps:
             return
         self._lanes.drop_waiting(lambda item: item.tp in tps)
-        for head in self._lanes.heads():
-            if head.tp in tps:
-                head.cancelled.set()
+        self._cancel_heads(lambda item: item.tp in tps)
         if commit and not self._stopping:  # a shutdown has drained already
             self._drain(
                 lambda: (
@@ -733,8 +760,7 @@ class Engine:
         try:
             self._lanes.drop_waiting(lambda _item: True)
             self._reconcile_pauses()
-            for head in self._lanes.heads():
-                head.cancelled.set()
+            self._cancel_heads(lambda _item: True)
             drained = self._drain(
                 lambda: self._lanes.running > 0 or self._dead_letters_pending > 0,
                 self._settings.drain_timeout_seconds,

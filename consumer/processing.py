@@ -113,6 +113,8 @@ class ApplyProcessor:
             return skipped_outcome(handled)
         failures: list[Failed] = []
         for command in handled.commands:
+            if cancelled.is_set():  # revoked or stopping: the next command must not start
+                return Abandoned(why=f"cancelled before {command.name}")
             failure = self._apply_one(command, event, cancelled)
             if isinstance(failure, Abandoned):
                 return failure
@@ -128,7 +130,9 @@ class ApplyProcessor:
         self, command: Command, event: Event, cancelled: threading.Event
     ) -> Failed | Abandoned | None:
         try:
-            result = self._retrier.call(lambda: self._apply(command, event.meta.id), cancelled)
+            result = self._retrier.call(
+                lambda: self._apply(command, event.meta.id), cancelled, request_id=event.meta.id
+            )
         except Cancelled:
             return Abandoned(why=f"cancelled during {command.name}")
         except RetriesExhausted as exhausted:

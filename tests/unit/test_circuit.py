@@ -1,4 +1,4 @@
-"""Circuit breakers: an outage opens the circuit, one poison event does not; probes, waits."""
+"""Circuit breakers: failures of two events open the circuit, one event never; fair probes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from consumer.circuit import Breakers, CircuitBreaker, State
+from consumer.circuit import Breakers, Cause, CircuitBreaker, LastFailure, State
 from consumer.errors import CircuitOpenError
 from tests.support.clock import FakeClock
 
@@ -24,11 +24,14 @@ def make_breaker(
     *,
     threshold: int = THRESHOLD,
     changes: list[State] | None = None,
+    causes: list[Cause] | None = None,
 ) -> CircuitBreaker:
-    def on_change(service: str, state: State) -> None:
+    def on_change(service: str, state: State, cause: Cause) -> None:
         assert service == "credentials"
         if changes is not None:
             changes.append(state)
+        if causes is not None:
+            causes.append(cause)
 
     return CircuitBreaker(
         "credentials",
@@ -37,12 +40,14 @@ def make_breaker(
         max_open_seconds=MAX_OPEN,
         clock=clock,
         on_change=on_change,
+        poll_seconds=0.01,
     )
 
 
 def open_breaker(breaker: CircuitBreaker) -> None:
-    for _ in range(THRESHOLD):
-        breaker.record_failure("req-1", outage=True)
+    """Open it with failures of two events (one event alone never opens it)."""
+    for index in range(THRESHOLD):
+        breaker.record_failure(f"req-{index % 2}")
     assert breaker.state is State.OPEN
 
 
@@ -58,14 +63,14 @@ def wait_until(condition: Callable[[], bool]) -> None:
 class Waiter:
     """A thread blocked in ``breaker.wait``; ``returned`` is set when the call returns."""
 
-    def __init__(self, breaker: CircuitBreaker) -> None:
+    def __init__(self, breaker: CircuitBreaker, request_id: str = "") -> None:
         self.cancelled = threading.Event()
         self.returned = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(breaker,), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(breaker, request_id), daemon=True)
         self._thread.start()
 
-    def _run(self, breaker: CircuitBreaker) -> None:
-        breaker.wait(self.cancelled, poll_seconds=0.01)
+    def _run(self, breaker: CircuitBreaker, request_id: str) -> None:
+        breaker.wait(self.cancelled, request_id=request_id)
         self.returned.set()
 
     def join(self) -> None:
@@ -90,71 +95,72 @@ def waiters() -> Iterator[list[Waiter]]:
 
 # ---------------------------------------------------------------------------- opening
 
-Step = tuple[str, bool] | None  # (request id, outage?) for a failure; None for a success
+Step = str | None  # the event id of a failure; None for a success
 
 
 @pytest.mark.parametrize(
     ("steps", "state"),
     [
-        pytest.param([("r1", True)] * 3, State.OPEN, id="N outage failures from one id: opens"),
-        pytest.param([("r1", True)] * 2, State.CLOSED, id="N-1 outage failures: stays closed"),
+        pytest.param(["r1"] * 3, State.CLOSED, id="N failures of one event: closed"),
+        pytest.param(["r1"] * 20, State.CLOSED, id="one event's many retries: closed"),
+        pytest.param(["r1", "r2"], State.CLOSED, id="N-1 failures of two events: closed"),
+        pytest.param(["r1", "r1", "r2"], State.OPEN, id="N failures of two events: opens"),
+        pytest.param(["r1", "r2", "r1"], State.OPEN, id="two events mixed: opens"),
+        pytest.param(["r1", "r2", "r3"], State.OPEN, id="N events: opens"),
+        pytest.param(["r1", "r1", None, "r1", "r2"], State.CLOSED, id="a success resets the count"),
         pytest.param(
-            [("r1", True), ("r2", True), ("r3", True)], State.OPEN, id="N outage, N ids: opens"
+            ["r1", "r2", None, "r3", "r3"], State.CLOSED, id="a success forgets earlier events"
         ),
-        pytest.param(
-            [("r1", False)] * 3, State.CLOSED, id="N non-outage from one id (poison): closed"
-        ),
-        pytest.param(
-            [("r1", False)] * 20, State.CLOSED, id="a poison event's many retries: closed"
-        ),
-        pytest.param(
-            [("r1", False), ("r1", False), ("r2", False)], State.OPEN, id="non-outage, 2 ids"
-        ),
-        pytest.param(
-            [("r1", False), ("r2", False), ("r1", False)], State.OPEN, id="non-outage, 2 ids mixed"
-        ),
-        pytest.param(
-            [("r1", True), ("r1", False), ("r1", True)],
-            State.CLOSED,
-            id="one id, outage and non-outage mixed: closed",
-        ),
-        pytest.param(
-            [("r1", True), ("r1", False), ("r2", True)], State.OPEN, id="mixed kinds, 2 ids"
-        ),
-        pytest.param(
-            [("r1", True), ("r1", True), None, ("r1", True), ("r1", True)],
-            State.CLOSED,
-            id="a success resets the count",
-        ),
-        pytest.param(
-            [("r1", False), ("r2", False), None, ("r3", False), ("r3", False)],
-            State.CLOSED,
-            id="a success forgets the earlier distinct ids",
-        ),
-        pytest.param(
-            [("r1", False)] * 5 + [("r2", True)] * 3,
-            State.OPEN,
-            id="poison retries, then an outage: opens",
-        ),
+        pytest.param(["r1"] * 5 + ["r2"], State.OPEN, id="one event's retries, then another"),
     ],
 )
-def test_opens_only_on_systemic_failures(clock: FakeClock, steps: list[Step], state: State) -> None:
-    """N consecutive failures open the circuit only if all are outages or come from 2+ ids."""
+def test_opens_only_on_failures_of_two_events(
+    clock: FakeClock, steps: list[Step], state: State
+) -> None:
+    """N consecutive failures open the circuit only when two or more events failed."""
     breaker = make_breaker(clock)
     for step in steps:
         if step is None:
             breaker.record_success()
         else:
-            breaker.record_failure(step[0], outage=step[1])
+            breaker.record_failure(step, Cause(reason="connection_refused"))
     assert breaker.state is state
     assert breaker.closed is (state is State.CLOSED)
 
 
-def test_threshold_of_one_opens_on_a_single_outage(clock: FakeClock) -> None:
-    """With failure_threshold=1 one outage-class failure opens the circuit."""
+def test_one_event_never_opens_the_circuit_whatever_its_failures(clock: FakeClock) -> None:
+    """Outage-class or not, one event's failures alone leave the circuit closed.
+
+    Before ADR 0004's rule, N outage-class failures of one event (a persistent 504 for one
+    learner) opened it, and that event alone paused consumption.
+    """
+    breaker = make_breaker(clock)
+    for status in (504, 504, 503, 502, 403, 504):
+        breaker.record_failure("r1", Cause(status=status, reason=f"http_{status}"))
+    assert breaker.state is State.CLOSED
+
+
+def test_threshold_of_one_opens_on_a_single_failure(clock: FakeClock) -> None:
+    """With failure_threshold=1 one failure opens the circuit."""
     breaker = make_breaker(clock, threshold=1)
-    breaker.record_failure("r1", outage=True)
+    breaker.record_failure("r1")
     assert breaker.state is State.OPEN
+
+
+def test_on_change_carries_the_cause(clock: FakeClock) -> None:
+    """Each change reports what caused it: the failure that opened it, the success closing it."""
+    causes: list[Cause] = []
+    breaker = make_breaker(clock, causes=causes)
+    for request_id in ("a", "b", "a"):
+        breaker.record_failure(request_id, Cause("credentials_list", 403, "http_403"))
+    clock.advance(OPEN)
+    breaker.before_request("c")
+    breaker.record_success(Cause("credentials_list", 200))
+    assert causes == [
+        Cause("credentials_list", 403, "http_403"),
+        Cause(reason="open_period_over"),
+        Cause("credentials_list", 200),
+    ]
 
 
 def test_state_values_are_the_exported_metric_values() -> None:
@@ -169,7 +175,7 @@ def test_on_change_reports_each_transition(clock: FakeClock) -> None:
     open_breaker(breaker)
     clock.advance(OPEN)
     breaker.before_request("probe")
-    breaker.record_failure("probe", outage=True)
+    breaker.record_failure("probe")
     clock.advance(2 * OPEN)
     breaker.before_request("probe")
     breaker.record_success()
@@ -212,7 +218,7 @@ def test_failures_while_open_do_not_extend_the_open_time(clock: FakeClock) -> No
     open_breaker(breaker)
     clock.advance(OPEN - 1)
     for rid in ("late-1", "late-2", "late-3", "late-4"):
-        breaker.record_failure(rid, outage=True)
+        breaker.record_failure(rid)
     clock.advance(1)
     breaker.before_request("probe")  # the probe goes on the original schedule
     assert breaker.state is State.HALF_OPEN
@@ -246,9 +252,9 @@ def test_a_probe_that_never_reports_back_frees_its_slot_after_max_open_seconds(
     breaker.before_request("lost-probe")
     clock.advance(MAX_OPEN + EPS)
     breaker.before_request("next-probe")
-    breaker.record_failure("lost-probe", outage=True)  # too late: not the probe any more
+    breaker.record_failure("lost-probe")  # too late: not the probe any more
     states = [breaker.state]
-    breaker.record_failure("next-probe", outage=True)
+    breaker.record_failure("next-probe")
     states.append(breaker.state)
     assert states == [State.HALF_OPEN, State.OPEN]
 
@@ -277,7 +283,7 @@ def test_probe_failure_reopens_for_doubled_time_capped(clock: FakeClock) -> None
         clock.advance(EPS)
         breaker.before_request("probe")  # the probe
         observed.append(expected)
-        breaker.record_failure("probe", outage=False)
+        breaker.record_failure("probe")
         assert breaker.state is State.OPEN
     assert observed == [5.0, 10.0, 20.0, 30.0, 30.0]
 
@@ -288,7 +294,7 @@ def test_probe_success_resets_the_open_time(clock: FakeClock) -> None:
     open_breaker(breaker)
     clock.advance(OPEN)
     breaker.before_request("probe")
-    breaker.record_failure("probe", outage=True)  # now open for 10
+    breaker.record_failure("probe")  # now open for 10
     clock.advance(2 * OPEN)
     breaker.before_request("probe")
     breaker.record_success()
@@ -304,7 +310,7 @@ def test_probe_failure_of_any_kind_reopens(clock: FakeClock) -> None:
     open_breaker(breaker)
     clock.advance(OPEN)
     breaker.before_request("probe")
-    breaker.record_failure("probe", outage=False)
+    breaker.record_failure("probe")
     assert breaker.state is State.OPEN
 
 
@@ -315,10 +321,154 @@ def test_stale_failure_does_not_let_a_second_probe_go(clock: FakeClock) -> None:
     open_breaker(breaker)
     clock.advance(OPEN)
     breaker.before_request("probe")  # the probe, in flight
-    breaker.record_failure("slow", outage=True)  # the early request times out now
+    breaker.record_failure("slow")  # the early request times out now
     clock.advance(MAX_OPEN)
     with pytest.raises(CircuitOpenError):
         breaker.before_request("probe")  # the probe has not answered: no second probe
+
+
+def test_the_open_period_honours_retry_after_up_to_the_cap(clock: FakeClock) -> None:
+    """A failure asking to wait (503 Retry-After) holds the circuit open that long, capped."""
+    breaker = make_breaker(clock)
+    for request_id in ("a", "b"):
+        breaker.record_failure(request_id, Cause(status=503, retry_after=12.0))
+    breaker.record_failure("a", Cause(status=503, retry_after=12.0))
+    clock.advance(12.0 - EPS)
+    with pytest.raises(CircuitOpenError):
+        breaker.before_request("probe")
+    clock.advance(EPS)
+    breaker.before_request("probe")
+    breaker.record_failure("probe", Cause(status=503, retry_after=600.0))
+    clock.advance(MAX_OPEN - EPS)
+    with pytest.raises(CircuitOpenError):
+        breaker.before_request("probe-2")
+    clock.advance(EPS)
+    breaker.before_request("probe-2")  # 600 s asked, the cap (max_open_seconds) wins
+    assert breaker.state is State.HALF_OPEN
+
+
+# ---------------------------------------------------------------------------- fair probes
+
+
+def fail_probe(breaker: CircuitBreaker, clock: FakeClock, request_id: str) -> None:
+    """Let the open period pass; ``request_id`` probes and fails."""
+    clock.advance(MAX_OPEN)
+    breaker.before_request(request_id)
+    breaker.record_failure(request_id, Cause(status=500, reason="http_500"))
+    assert breaker.state is State.OPEN
+
+
+def test_an_event_whose_probe_failed_yields_the_slot_to_a_waiter_that_has_not_probed(
+    clock: FakeClock, waiters: list[Waiter]
+) -> None:
+    """The probe slot goes to a waiting event that has not probed in this open episode.
+
+    Before ADR 0004's rule, one event whose own requests fail could take the slot again
+    and again, re-opening the circuit each time, while the others waited for ever.
+    """
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    fail_probe(breaker, clock, "own-500")
+    waiters.append(Waiter(breaker, "fresh"))
+    wait_until(lambda: breaker.holding_back)
+    clock.advance(MAX_OPEN)
+    with pytest.raises(CircuitOpenError):
+        breaker.before_request("own-500")
+    breaker.before_request("fresh")
+    assert breaker.state is State.HALF_OPEN
+
+
+def test_probes_rotate_among_events_that_all_failed_one(clock: FakeClock) -> None:
+    """When every candidate has failed a probe, the one with the fewest failures goes next."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    fail_probe(breaker, clock, "a")
+    fail_probe(breaker, clock, "b")
+    gate = threading.Event()
+    waiting = [
+        threading.Thread(target=breaker.wait, args=(gate,), kwargs={"request_id": rid})
+        for rid in ("a", "b")
+    ]
+    for thread in waiting:
+        thread.start()
+    try:
+        wait_until(lambda: len(breaker._waiting) == 2)  # both wait (no public view of it)
+        clock.advance(MAX_OPEN)
+        breaker.before_request("a")  # a tie: a may go
+        breaker.record_failure("a", Cause(status=500))
+        clock.advance(MAX_OPEN)
+        with pytest.raises(CircuitOpenError):
+            breaker.before_request("a")  # a has failed two, b one: b's turn
+        breaker.before_request("b")
+    finally:
+        gate.set()
+        for thread in waiting:
+            thread.join(JOIN)
+
+
+def test_holding_back_ends_once_every_waiter_failed_a_probe(
+    clock: FakeClock, waiters: list[Waiter]
+) -> None:
+    """After a full failed rotation the engine may take new work; new events are candidates."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    first, second = Waiter(breaker, "first"), Waiter(breaker, "second")
+    waiters.extend([first, second])
+    wait_until(lambda: breaker.holding_back)
+    fail_probe(breaker, clock, "first")
+    held = [breaker.holding_back]  # "second" has not probed yet
+    fail_probe(breaker, clock, "second")
+    held.append(breaker.holding_back)
+    assert held == [True, False]
+    clock.advance(MAX_OPEN)
+    breaker.before_request("newly-admitted")  # a new event's request is a fresh candidate
+    assert breaker.state is State.HALF_OPEN
+    newcomer = Waiter(breaker, "another-new")
+    waiters.append(newcomer)
+    wait_until(lambda: breaker.holding_back)  # a waiter that has not probed holds back again
+
+
+def test_a_success_starts_a_new_episode(clock: FakeClock) -> None:
+    """Failed probes are forgotten once the circuit closes: the next episode starts even."""
+    breaker = make_breaker(clock)
+    open_breaker(breaker)
+    fail_probe(breaker, clock, "a")
+    clock.advance(MAX_OPEN)
+    breaker.before_request("b")
+    breaker.record_success()
+    open_breaker(breaker)
+    waiter_b = threading.Event()
+    thread = threading.Thread(target=breaker.wait, args=(waiter_b,), kwargs={"request_id": "b"})
+    thread.start()
+    try:
+        wait_until(lambda: breaker.holding_back)
+        clock.advance(OPEN)
+        breaker.before_request("a")  # a's earlier failure no longer puts it behind b
+    finally:
+        waiter_b.set()
+        thread.join(JOIN)
+
+
+# ---------------------------------------------------------------------------- evidence
+
+
+def test_successes_are_counted_per_endpoint_and_failures_remembered_per_event(
+    clock: FakeClock,
+) -> None:
+    """The retrier's evidence: monotonic successes per endpoint, each event's last failure."""
+    breaker = make_breaker(clock)
+    breaker.record_success(Cause("credentials_post", 201))
+    breaker.record_success(Cause("credentials_post", 201))
+    breaker.record_success(Cause("credentials_list", 200))
+    breaker.record_failure("e1", Cause("credentials_post", 504))
+    breaker.record_success(Cause("credentials_post", 201))
+    breaker.record_failure("e2", Cause("credentials_list", 403))
+    assert breaker.successes() == {"credentials_post": 3, "credentials_list": 1}
+    assert breaker.last_failure("e1") == LastFailure(Cause("credentials_post", 504), 2)
+    assert breaker.last_failure("e2") == LastFailure(Cause("credentials_list", 403), 1)
+    breaker.forget("e1")
+    assert breaker.last_failure("e1") is None
+    assert breaker.last_failure("never") is None
 
 
 # ---------------------------------------------------------------------------- waiting
@@ -327,7 +477,7 @@ def test_stale_failure_does_not_let_a_second_probe_go(clock: FakeClock) -> None:
 def test_wait_returns_at_once_when_closed(clock: FakeClock) -> None:
     """wait() on a closed breaker returns immediately and never holds consumption back."""
     breaker = make_breaker(clock)
-    breaker.wait(threading.Event(), poll_seconds=0.01)
+    breaker.wait(threading.Event())
     assert breaker.holding_back is False
 
 
@@ -336,7 +486,7 @@ def test_wait_returns_at_once_when_the_probe_is_due(clock: FakeClock) -> None:
     breaker = make_breaker(clock)
     open_breaker(breaker)
     clock.advance(OPEN)
-    breaker.wait(threading.Event(), poll_seconds=0.01)
+    breaker.wait(threading.Event())
     assert breaker.state is State.OPEN  # the state turns half-open on the next request
 
 
@@ -395,7 +545,7 @@ def test_wait_keeps_waiting_when_the_probe_fails(clock: FakeClock, waiters: list
     waiter = Waiter(breaker)
     waiters.append(waiter)
     wait_until(lambda: breaker.holding_back)
-    breaker.record_failure("probe", outage=True)
+    breaker.record_failure("probe")
     assert breaker.state is State.OPEN
     assert not waiter.returned.is_set()
     clock.advance(2 * OPEN)
@@ -444,9 +594,9 @@ def test_breakers_look_up_by_service_name(clock: FakeClock) -> None:
 def test_breakers_hold_back_when_any_breaker_does(clock: FakeClock, waiters: list[Waiter]) -> None:
     """Breakers.holding_back is true while any one service is open with a waiter."""
     credentials = make_breaker(clock)
-    lms = CircuitBreaker("lms", failure_threshold=1, clock=clock)
+    lms = CircuitBreaker("lms", failure_threshold=1, clock=clock, poll_seconds=0.01)
     breakers = Breakers([credentials, lms])
-    lms.record_failure("r", outage=True)
+    lms.record_failure("r")
     assert breakers.holding_back() is False  # open, but nobody waits on it
     waiter = Waiter(lms)
     waiters.append(waiter)

@@ -730,6 +730,20 @@ def test_endpoint_knob_wins_over_service_knob(fake: FakeOpenEdx, http: requests.
     assert (read.status_code, write.status_code) == (200, 500)
 
 
+def test_learner_knob_fails_only_that_learners_requests(
+    fake: FakeOpenEdx, http: requests.Session
+) -> None:
+    """An error knob scoped to one learner answers its status to that learner's requests only."""
+    fake.add_course_run(RUN)
+    fake.set_error("credentials", 500, endpoint="credentials_post", username="alice")
+    jwt = token(http, fake)
+    alice = post_credential(http, fake, jwt, course_payload("alice"))
+    bob = post_credential(http, fake, jwt, course_payload("bob"))
+    fake.clear_error("credentials", endpoint="credentials_post", username="alice")
+    again = post_credential(http, fake, jwt, course_payload("alice"))
+    assert (alice.status_code, bob.status_code, again.status_code) == (500, 201, 201)
+
+
 def test_refused_outage_comes_back_on_the_same_port(
     fake: FakeOpenEdx, http: requests.Session
 ) -> None:

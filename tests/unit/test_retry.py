@@ -1,15 +1,16 @@
-"""Retrying one call: exact backoff sequences, budgets, Retry-After, cancellation, circuits."""
+"""Retrying one call: backoff sequences, budgets, Retry-After, cancellation, ADR 0004's rule."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
-from consumer.circuit import Breakers, CircuitBreaker
+from consumer.circuit import Breakers, Cause, CircuitBreaker, State
 from consumer.config import RetrySettings
 from consumer.errors import (
     CircuitOpenError,
@@ -18,7 +19,7 @@ from consumer.errors import (
     ServiceUnavailableError,
     TransientError,
 )
-from consumer.retry import Cancelled, Retrier, RetriesExhausted
+from consumer.retry import Cancellations, Cancelled, Retrier, RetriesExhausted
 from tests.support.clock import FakeClock
 
 SERVICE = "credentials"
@@ -37,11 +38,13 @@ class Harness:
     sleeps: list[float] = field(default_factory=list)
     retried: list[tuple[TransientError, float]] = field(default_factory=list)
     cancel_on_sleep: bool = False
+    sleeps_move_time: bool = True  # False: another thread moves the clock
 
     def sleep(self, cancelled: threading.Event, seconds: float) -> bool:
         self.sleeps.append(seconds)
-        self.clock.advance(seconds)
-        self.wall.advance(seconds)
+        if self.sleeps_move_time:
+            self.clock.advance(seconds)
+            self.wall.advance(seconds)
         if self.cancel_on_sleep:
             cancelled.set()
         return cancelled.is_set()
@@ -274,23 +277,28 @@ def test_non_transient_errors_pass_through_untouched(error: BaseException) -> No
 # ---------------------------------------------------------------------------- cancellation
 
 
-def test_first_attempt_goes_even_if_cancelled() -> None:
-    """A cancelled item still gets its first attempt; success returns its value."""
+def test_a_cancelled_call_makes_no_attempt_not_even_the_first() -> None:
+    """Cancelled work starts no request: the call raises Cancelled before its first attempt.
+
+    Before the fix, a first attempt always went, so an event of a revoked partition still
+    queued for a thread wrote to Credentials after the release.
+    """
     harness = Harness()
     cancelled = threading.Event()
     cancelled.set()
     fn = Script()
-    assert harness.retrier().call(fn, cancelled) == "ok"
-    assert fn.calls == 1
+    with pytest.raises(Cancelled):
+        harness.retrier().call(fn, cancelled)
+    assert fn.calls == 0
+    assert harness.sleeps == []
 
 
-def test_cancelled_item_is_not_retried() -> None:
-    """A cancelled item whose first attempt fails transiently raises Cancelled, without waiting."""
+def test_a_call_cancelled_during_its_attempt_is_not_retried() -> None:
+    """A call cancelled while its attempt ran raises Cancelled after it, without waiting."""
     harness = Harness()
     cancelled = threading.Event()
-    cancelled.set()
     error = transient()
-    fn = Script(error, transient())
+    fn = Script(error, transient(), each_call=cancelled.set)
     with pytest.raises(Cancelled) as caught:
         harness.retrier().call(fn, cancelled)
     assert caught.value.__cause__ is error
@@ -332,34 +340,155 @@ def test_default_sleep_is_interrupted_by_cancellation() -> None:
     assert fn.calls == 1
 
 
-# ---------------------------------------------------------------------------- circuits
+def test_a_call_registers_its_cancellation_under_its_request_id() -> None:
+    """While a call runs, its request id reads as cancelled exactly when its flag is set."""
+    cancellations = Cancellations()
+    harness = Harness()
+    retrier = Retrier(
+        settings=harness.settings,
+        breakers=harness.breakers,
+        clock=harness.clock,
+        sleep=harness.sleep,
+        cancellations=cancellations,
+    )
+    cancelled = threading.Event()
+    seen: list[bool] = []
+
+    def attempt() -> str:
+        seen.append(cancellations.cancelled("event-1"))
+        cancelled.set()  # the partition is revoked while the attempt runs
+        seen.append(cancellations.cancelled("event-1"))
+        return "ok"
+
+    assert retrier.call(attempt, cancelled, request_id="event-1") == "ok"
+    assert seen == [False, True]
+    assert cancellations.cancelled("event-1") is False  # forgotten once the call is over
+
+
+def test_a_repeated_request_id_is_cancelled_only_when_all_its_calls_are() -> None:
+    """Two calls under one id (a producer repeating ce_id): one cancelled does not stop both."""
+    cancellations = Cancellations()
+    first, second = threading.Event(), threading.Event()
+    with cancellations.registered("dup", first), cancellations.registered("dup", second):
+        first.set()
+        partly = cancellations.cancelled("dup")
+        second.set()
+        fully = cancellations.cancelled("dup")
+    assert (partly, fully) == (False, True)
+    assert cancellations.cancelled("dup") is False
+
+
+# ---------------------------------------------------------------------------- ADR 0004's rule
+
+EVENT = "event-1"
+POST = "credentials_post"
+
+
+def own(status: int = 500, retry_after: float | None = None) -> TransientError:
+    """A failure that belongs to the event (a 500 for a learner Credentials cannot serve)."""
+    return TransientError(
+        f"answered {status}", service=SERVICE, status=status, retry_after=retry_after
+    )
+
+
+def outage(status: int = 503, retry_after: float | None = None) -> ServiceUnavailableError:
+    """An outage-class failure (502/503/504, refused, 401/403 of the worker's client)."""
+    return ServiceUnavailableError(
+        f"answered {status}", service=SERVICE, status=status, retry_after=retry_after
+    )
+
+
+Outcome = TransientError | None  # what one request gets: a failure, or None for an answer
 
 
 class Service:
-    """A fake HTTP service behind a real breaker: the call path the service clients follow."""
+    """A fake HTTP service behind a real breaker, on the path the guard gives every request.
 
-    def __init__(self, breaker: CircuitBreaker, outcomes: list[bool | None]) -> None:
-        """``outcomes``: True an outage, False a non-outage failure, None a success."""
+    Each request of ``request_id`` to ``endpoint`` takes the next of ``outcomes``;
+    ``meanwhile`` runs as the request is served (other events' traffic, time passing).
+    """
+
+    def __init__(
+        self,
+        breaker: CircuitBreaker,
+        outcomes: Iterable[Outcome],
+        *,
+        request_id: str = EVENT,
+        endpoint: str = POST,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
         self.breaker = breaker
-        self._outcomes = list(outcomes)
+        self._outcomes = iter(outcomes)
+        self.request_id = request_id
+        self.endpoint = endpoint
+        self._meanwhile = meanwhile
         self.sent = 0
         self.refused = 0
 
     def __call__(self) -> str:
         try:
-            self.breaker.before_request("event-1")
+            self.breaker.before_request(self.request_id)
         except CircuitOpenError:
             self.refused += 1
             raise
         self.sent += 1
-        outage = self._outcomes.pop(0)
-        if outage is None:
-            self.breaker.record_success()
+        if self._meanwhile is not None:
+            self._meanwhile()
+        outcome = next(self._outcomes)
+        if outcome is None:
+            self.breaker.record_success(Cause(self.endpoint, 200))
             return "ok"
-        self.breaker.record_failure("event-1", outage=outage)
-        if outage:
-            raise ServiceUnavailableError("down", service=SERVICE, status=503)
-        raise transient(status=500)
+        cause = Cause(self.endpoint, outcome.status, outcome.reason, outcome.retry_after)
+        self.breaker.record_failure(self.request_id, cause)
+        raise outcome
+
+
+def succeed_elsewhere(breaker: CircuitBreaker, endpoint: str = POST) -> Callable[[], None]:
+    """Another event's request to ``endpoint`` succeeds: the service is up for others."""
+    return lambda: breaker.record_success(Cause(endpoint, 201))
+
+
+def breaker_for(harness: Harness, *, threshold: int = 5) -> CircuitBreaker:
+    breaker = CircuitBreaker(
+        SERVICE,
+        failure_threshold=threshold,
+        open_seconds=5.0,
+        max_open_seconds=30.0,
+        clock=harness.clock,
+        poll_seconds=0.005,
+    )
+    return harness.breakers.add(breaker)
+
+
+def open_by_others(breaker: CircuitBreaker) -> None:
+    """Other events' failures open the circuit."""
+    for index in range(10):
+        breaker.record_failure(f"other-{index % 2}", Cause(POST, 500, "http_500"))
+    assert breaker.state is State.OPEN
+
+
+def call_bounded(harness: Harness, fn: Callable[[], str], request_id: str = EVENT) -> str:
+    """``Retrier.call`` on a thread; fail the test (cancelling the call) if it never ends."""
+    cancelled = threading.Event()
+    result: list[str] = []
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(harness.retrier().call(fn, cancelled, request_id=request_id))
+        except BaseException as error:  # noqa: BLE001 - re-raised on the test's thread
+            raised.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(JOIN)
+    if thread.is_alive():
+        cancelled.set()
+        thread.join(JOIN)
+        pytest.fail("the call never ended")
+    if raised:
+        raise raised[0]
+    return result[0]
 
 
 @pytest.fixture
@@ -383,32 +512,221 @@ def probe_succeeds_later(breaker: CircuitBreaker, clock: FakeClock, hold: float)
     wait_until(lambda: breaker.holding_back)
     clock.advance(hold)
     breaker.before_request("other-worker")  # another worker's probe...
-    breaker.record_success()  # ...gets an answer
+    breaker.record_success(Cause(POST, 201))  # ...gets an answer
 
 
-def test_failures_that_open_the_circuit_do_not_count(
+# clause 1: own failures always count ------------------------------------------------------
+
+
+def test_an_own_failure_of_the_half_open_probe_counts() -> None:
+    """The probe's own 500 runs down the probing event's budget; it does not wait for ever.
+
+    Before the fix, a failure seen while the circuit was not closed never counted, so an
+    event whose own requests fail re-opened the circuit as the probe, indefinitely.
+    """
+    harness = Harness(settings=RetrySettings(max_attempts=1))
+    breaker = breaker_for(harness)
+    open_by_others(breaker)
+    harness.clock.advance(30.0)
+    service = Service(breaker, itertools.repeat(own()))
+    with pytest.raises(RetriesExhausted) as caught:
+        call_bounded(harness, service)
+    assert caught.value.attempts == 1
+    assert service.sent == 1  # it was the probe
+
+
+def test_two_events_whose_own_requests_always_fail_exhaust_their_budgets(
     background: list[threading.Thread],
 ) -> None:
-    """The failure that opens the breaker is not counted; the caller waits, then succeeds."""
-    harness = Harness(settings=RetrySettings(max_attempts=2, max_seconds=10_000))
-    breaker = CircuitBreaker(SERVICE, failure_threshold=2, open_seconds=5.0, clock=harness.clock)
-    harness.breakers.add(breaker)
-    service = Service(breaker, [True, True, None])  # counted, opens (not counted), success
-    start(background, lambda: probe_succeeds_later(breaker, harness.clock, 5.0))
-    assert harness.retrier().call(service, threading.Event()) == "ok"
-    assert service.sent == 3
-    assert harness.sleeps == [0.5]  # no backoff after the failure that opened the circuit
+    """Two always-500 events open the circuit, take turns as the probe, and both give up.
+
+    Each makes exactly its attempt budget of requests, probes included; the time spent
+    waiting on the open circuit is charged to neither.
+    """
+    harness = Harness(
+        settings=RetrySettings(max_attempts=4, max_seconds=60.0), sleeps_move_time=False
+    )
+    changes: list[State] = []
+    breaker = harness.breakers.add(
+        CircuitBreaker(
+            SERVICE,
+            failure_threshold=2,
+            open_seconds=5.0,
+            max_open_seconds=30.0,
+            clock=harness.clock,
+            on_change=lambda _service, state, _cause: changes.append(state),
+            poll_seconds=0.005,
+        )
+    )
+    services = [Service(breaker, itertools.repeat(own()), request_id=f"e{i}") for i in (1, 2)]
+    done = threading.Event()
+
+    def tick() -> None:  # time passes while the two wait on the circuit
+        while not done.is_set():
+            harness.clock.advance(1.0)
+            time.sleep(0.001)
+
+    start(background, tick)
+    outcomes: dict[str, BaseException] = {}
+
+    def run(service: Service) -> None:
+        cancelled = threading.Event()
+        try:
+            harness.retrier().call(service, cancelled, request_id=service.request_id)
+        except BaseException as error:  # noqa: BLE001 - inspected below
+            outcomes[service.request_id] = error
+
+    runners = [threading.Thread(target=run, args=(service,), daemon=True) for service in services]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join(JOIN)
+    done.set()
+    assert not any(runner.is_alive() for runner in runners), "an event never gave up"
+    assert {rid: type(error) for rid, error in outcomes.items()} == {
+        "e1": RetriesExhausted,
+        "e2": RetriesExhausted,
+    }
+    assert [service.sent for service in services] == [4, 4]
+    assert State.OPEN in changes
+
+
+def test_an_own_failure_then_a_refusal_in_one_attempt_counts() -> None:
+    """An attempt whose own request failed, then met a circuit opened meanwhile, counts.
+
+    Program awards post one program after another: a learner's own 500 on the first, then
+    the circuit (opened by another event's failures) refusing the second, still costs the
+    event an attempt — else two such learners could hide behind a circuit that each probe
+    (a read that succeeds) closes and their next writes re-open, for ever.
+    """
+    harness = Harness(settings=RetrySettings(max_attempts=1))
+    breaker = breaker_for(harness)
+
+    def attempt() -> str:
+        breaker.before_request(EVENT)  # the first program's write is sent...
+        breaker.record_failure(EVENT, Cause(POST, 500, "http_500"))  # ...and fails
+        open_by_others(breaker)
+        breaker.before_request(EVENT)  # the second one is refused
+        return "unreachable"
+
+    with pytest.raises(RetriesExhausted) as caught:
+        call_bounded(harness, attempt)
+    assert caught.value.attempts == 1
+    assert caught.value.error.reason == "http_500"
+    assert caught.value.error.status == 500
+
+
+def test_an_own_failure_asking_past_the_budget_gives_up_at_once() -> None:
+    """A counted failure whose Retry-After exceeds the budget left ends the call without waiting."""
+    harness = Harness(settings=RetrySettings(max_attempts=10, max_seconds=60.0))
+    breaker = breaker_for(harness)
+    service = Service(breaker, itertools.repeat(own(429, retry_after=600.0)))
+    with pytest.raises(RetriesExhausted) as caught:
+        call_bounded(harness, service)
+    assert caught.value.attempts == 1
+    assert harness.sleeps == []
+
+
+# clause 2: outage-class failures count only with evidence -----------------------------------
+
+
+def test_a_persistent_504_of_one_event_counts_while_others_succeed() -> None:
+    """Other events' successes on the endpoint show the service is up: the 504s are the event's."""
+    harness = Harness(settings=RetrySettings(max_attempts=3))
+    breaker = breaker_for(harness)
+    service = Service(breaker, itertools.repeat(outage(504)), meanwhile=succeed_elsewhere(breaker))
+    with pytest.raises(RetriesExhausted) as caught:
+        call_bounded(harness, service)
+    assert caught.value.attempts == 3
+    assert harness.sleeps == [0.5, 1.0]
+    assert breaker.state is State.CLOSED  # one event never opens it
+
+
+def test_an_outage_asking_for_600_seconds_is_not_counted() -> None:
+    """No success anywhere: a 503 with Retry-After 600 costs nothing, and is waited out.
+
+    Before the fix, a Retry-After beyond the remaining budget gave up at once, so an
+    outage announcing a long maintenance dead-lettered every event it met.
+    """
+    harness = Harness(settings=RetrySettings(max_attempts=1, max_seconds=10.0))
+    breaker = breaker_for(harness)
+    service = Service(breaker, [outage(503, 600.0), outage(503, 600.0), outage(503, 600.0), None])
+    assert call_bounded(harness, service) == "ok"
+    assert harness.sleeps == [600.0, 600.0, 600.0]
+
+
+@pytest.mark.parametrize(
+    ("success_at", "counted"),
+    [
+        pytest.param(None, False, id="no success at all: an outage"),
+        pytest.param("credentials_list", True, id="a success on the failing endpoint: counted"),
+        pytest.param("credentials_post", False, id="successes elsewhere only: not counted"),
+    ],
+)
+def test_evidence_is_a_success_on_the_failing_endpoint(
+    success_at: str | None, counted: bool
+) -> None:
+    """A 403 on reads while writes succeed is the service user's permission, not the event.
+
+    So it never dead-letters; a success on the endpoint that failed does make it count.
+    """
+    harness = Harness(settings=RetrySettings(max_attempts=1))
+    breaker = breaker_for(harness)
+    meanwhile = succeed_elsewhere(breaker, success_at) if success_at else None
+    service = Service(
+        breaker,
+        [outage(403), outage(403), None],
+        endpoint="credentials_list",
+        meanwhile=meanwhile,
+    )
+    if counted:
+        with pytest.raises(RetriesExhausted):
+            call_bounded(harness, service)
+    else:
+        assert call_bounded(harness, service) == "ok"
+
+
+def test_a_success_before_the_call_began_is_no_evidence() -> None:
+    """Only successes since the event's first attempt began count as evidence."""
+    harness = Harness(settings=RetrySettings(max_attempts=1))
+    breaker = breaker_for(harness)
+    breaker.record_success(Cause(POST, 201))  # long ago
+    service = Service(breaker, [outage(502), outage(502), None])
+    assert call_bounded(harness, service) == "ok"
+
+
+def test_uncounted_failures_charge_no_time() -> None:
+    """Time in outage-class failures nobody else escaped is not charged to the time budget."""
+    harness = Harness(settings=RetrySettings(max_attempts=3, max_seconds=10.0))
+    breaker = breaker_for(harness)
+    slow = iter([100.0, 100.0, 1.0, 0.0])  # two slow outage failures, then a quick own 500
+
+    def takes_time() -> None:
+        harness.clock.advance(next(slow))
+
+    service = Service(breaker, [outage(504), outage(504), own(500), None], meanwhile=takes_time)
+    assert call_bounded(harness, service) == "ok"
+
+
+def test_the_call_forgets_its_event_when_it_ends() -> None:
+    """What the breaker remembered of the event's failures is dropped after its call."""
+    harness = Harness(settings=RetrySettings(max_attempts=2))
+    breaker = breaker_for(harness)
+    assert call_bounded(harness, Service(breaker, [own(500), None])) == "ok"
+    assert breaker.last_failure(EVENT) is None
+
+
+# the open circuit ----------------------------------------------------------------------------
 
 
 def test_circuit_open_refusals_do_not_count(background: list[threading.Thread]) -> None:
     """CircuitOpenError from an already-open breaker costs no attempt, even with max_attempts=1."""
     harness = Harness(settings=RetrySettings(max_attempts=1))
-    breaker = CircuitBreaker(SERVICE, failure_threshold=1, open_seconds=5.0, clock=harness.clock)
-    harness.breakers.add(breaker)
-    breaker.record_failure("another-event", outage=True)  # other traffic opened it
+    breaker = breaker_for(harness)
+    open_by_others(breaker)
     service = Service(breaker, [None])
     start(background, lambda: probe_succeeds_later(breaker, harness.clock, 5.0))
-    assert harness.retrier().call(service, threading.Event()) == "ok"
+    assert call_bounded(harness, service) == "ok"
     assert service.refused == 1
     assert service.sent == 1
     assert harness.sleeps == []
@@ -421,38 +739,22 @@ def test_time_waiting_on_an_open_circuit_is_not_in_the_time_budget(
     harness = Harness(
         settings=RetrySettings(max_attempts=100, max_seconds=10.0, initial_seconds=1.0)
     )
-    breaker = CircuitBreaker(SERVICE, failure_threshold=2, open_seconds=5.0, clock=harness.clock)
-    harness.breakers.add(breaker)
-    # counted; opens (not counted); 1000 s on the open circuit; counted; success
-    service = Service(breaker, [True, True, False, None])
+    breaker = breaker_for(harness)
+    open_by_others(breaker)
+    # refused; 1000 s on the open circuit; counted; counted; success
+    service = Service(breaker, [own(), own(), None])
     start(background, lambda: probe_succeeds_later(breaker, harness.clock, 1000.0))
-    assert harness.retrier().call(service, threading.Event()) == "ok"
+    assert call_bounded(harness, service) == "ok"
     assert harness.sleeps == [1.0, 2.0]
-    assert service.sent == 4
-
-
-def test_exhausted_after_the_circuit_closes_counts_only_closed_failures(
-    background: list[threading.Thread],
-) -> None:
-    """RetriesExhausted.attempts counts failures seen with the circuit closed only."""
-    harness = Harness(settings=RetrySettings(max_attempts=2, max_seconds=10_000))
-    breaker = CircuitBreaker(SERVICE, failure_threshold=2, open_seconds=5.0, clock=harness.clock)
-    harness.breakers.add(breaker)
-    service = Service(breaker, [True, True, False])  # counted; opens (not counted); counted
-    start(background, lambda: probe_succeeds_later(breaker, harness.clock, 5.0))
-    with pytest.raises(RetriesExhausted) as caught:
-        harness.retrier().call(service, threading.Event())
-    assert caught.value.attempts == 2
     assert service.sent == 3
-    assert caught.value.first_failure == 1_700_000_000.0  # the very first failure
 
 
 def test_cancellation_while_waiting_on_the_circuit(background: list[threading.Thread]) -> None:
     """An item cancelled while it waits on an open circuit raises Cancelled and sends nothing."""
     harness = Harness()
-    breaker = CircuitBreaker(SERVICE, failure_threshold=1, open_seconds=5.0, clock=harness.clock)
-    harness.breakers.add(breaker)
-    service = Service(breaker, [True, None])
+    breaker = breaker_for(harness)
+    open_by_others(breaker)
+    service = Service(breaker, [None])
     cancelled = threading.Event()
 
     def cancel_when_waiting() -> None:
@@ -461,22 +763,25 @@ def test_cancellation_while_waiting_on_the_circuit(background: list[threading.Th
 
     start(background, cancel_when_waiting)
     with pytest.raises(Cancelled):
-        harness.retrier().call(service, cancelled)
-    assert service.sent == 1
+        harness.retrier().call(service, cancelled, request_id=EVENT)
+    assert service.sent == 0
     assert harness.sleeps == []
 
 
-def test_cancelled_item_does_not_wait_on_an_open_circuit() -> None:
-    """A cancelled item whose first attempt meets an open circuit raises Cancelled at once."""
+def test_a_refused_request_of_cancelled_work_does_not_wait() -> None:
+    """Work cancelled while its attempt met the open circuit gives up without waiting."""
     harness = Harness()
-    breaker = CircuitBreaker(SERVICE, failure_threshold=1, clock=harness.clock)
-    harness.breakers.add(breaker)
-    breaker.record_failure("another-event", outage=True)
+    breaker = breaker_for(harness)
+    open_by_others(breaker)
     cancelled = threading.Event()
-    cancelled.set()
-    service = Service(breaker, [])
+    service = Service(breaker, [], meanwhile=cancelled.set)
+
+    def attempt() -> str:
+        cancelled.set()
+        return service()
+
     with pytest.raises(Cancelled):
-        harness.retrier().call(service, cancelled)
+        harness.retrier().call(attempt, cancelled, request_id=EVENT)
     assert service.refused == 1
     assert breaker.holding_back is False
 

@@ -23,6 +23,7 @@ Knobs, settable while it runs, per service or per endpoint (``endpoint=`` one of
     fake.set_error("credentials", 500, rate=0.1)         # or times=2 for "fail twice"
     fake.set_error("lms", 429, retry_after=7)
     fake.set_answer("studio", {"end_date": 5}, endpoint="course_details")  # a malformed 200
+    fake.set_error("credentials", 500, username="alice")  # only requests about one learner
     fake.set_outage("credentials", "refused")            # or "reset", "503"; duration=...
     fake.clear_outage()                                  # listens again on the same port
     fake.expire_tokens(); fake.set_token_lifetime(5)

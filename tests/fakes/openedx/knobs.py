@@ -1,6 +1,7 @@
 """Failure injection, settable per service or per endpoint while the fake runs.
 
-An endpoint-level knob wins over the service-level one. ``rate`` draws from a seeded
+An endpoint-level knob wins over the service-level one, and a knob scoped to one learner
+(``username=``: the learner a request is about) wins over both. ``rate`` draws from a seeded
 random generator, so a benchmark run is reproducible; ``times`` makes a knob fire that many
 times and then stop (``set_error("credentials", 500, times=2)``: two failures, then
 success), the deterministic form tests use.
@@ -46,7 +47,7 @@ class Knobs:
         self._lock = threading.Lock()
         self._random = random.Random(seed)
         self._latency: dict[tuple[str, str | None], float] = {}
-        self._errors: dict[tuple[str, str | None], ErrorKnob] = {}
+        self._errors: dict[tuple[str, str | None, str | None], ErrorKnob] = {}
         self._outages: dict[str, Outage] = {}
 
     def clear(self) -> None:
@@ -70,18 +71,32 @@ class Knobs:
             value = self._latency.get((service, endpoint))
             return value if value is not None else self._latency.get((service, None), 0.0)
 
-    def set_error(self, service: str, knob: ErrorKnob | None, endpoint: str | None = None) -> None:
-        """Install (or with ``None`` remove) an error knob."""
+    def set_error(
+        self,
+        service: str,
+        knob: ErrorKnob | None,
+        endpoint: str | None = None,
+        username: str | None = None,
+    ) -> None:
+        """Install (or with ``None`` remove) an error knob, for one learner if ``username``."""
         with self._lock:
             if knob is None:
-                self._errors.pop((service, endpoint), None)
+                self._errors.pop((service, endpoint, username), None)
             else:
-                self._errors[(service, endpoint)] = knob
+                self._errors[(service, endpoint, username)] = knob
 
-    def draw_error(self, service: str, endpoint: str) -> ErrorKnob | None:
+    def draw_error(
+        self, service: str, endpoint: str, username: str | None = None
+    ) -> ErrorKnob | None:
         """The error to answer for one request, if a knob fires (consumes one of ``times``)."""
+        keys: list[tuple[str, str | None, str | None]] = [
+            (service, endpoint, None),
+            (service, None, None),
+        ]
+        if username is not None:
+            keys[:0] = [(service, endpoint, username), (service, None, username)]
         with self._lock:
-            for key in ((service, endpoint), (service, None)):
+            for key in keys:
                 knob = self._errors.get(key)
                 if knob is None:
                     continue

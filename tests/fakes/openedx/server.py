@@ -620,8 +620,12 @@ class FakeOpenEdx:
         rate: float = 1.0,
         times: int | None = None,
         retry_after: str | float | None = None,
+        username: str | None = None,
     ) -> None:
-        """Answer ``status`` instead of serving (probability ``rate``; ``times`` then stop)."""
+        """Answer ``status`` instead of serving (probability ``rate``; ``times`` then stop).
+
+        ``username``: only requests about that learner (a learner whose writes always fail).
+        """
         self.knobs.set_error(
             service,
             ErrorKnob(
@@ -631,6 +635,7 @@ class FakeOpenEdx:
                 retry_after=None if retry_after is None else str(retry_after),
             ),
             endpoint,
+            username,
         )
 
     def set_answer(
@@ -648,9 +653,11 @@ class FakeOpenEdx:
         """
         self.knobs.set_error(service, ErrorKnob(status=status, times=times, body=body), endpoint)
 
-    def clear_error(self, service: str, *, endpoint: str | None = None) -> None:
+    def clear_error(
+        self, service: str, *, endpoint: str | None = None, username: str | None = None
+    ) -> None:
         """Remove an error knob."""
-        self.knobs.set_error(service, None, endpoint)
+        self.knobs.set_error(service, None, endpoint, username)
 
     def set_outage(
         self,
@@ -792,7 +799,7 @@ class FakeOpenEdx:
         self._enter(username)
         answer: Answer | None = None
         try:
-            answer = self._answer(service, endpoint, call, params)
+            answer = self._answer(service, endpoint, call, params, username)
         finally:
             self._leave(username)
             self._record(
@@ -811,7 +818,12 @@ class FakeOpenEdx:
             handler._respond(answer)
 
     def _answer(
-        self, service: str, endpoint: str, call: Call, params: Mapping[str, str]
+        self,
+        service: str,
+        endpoint: str,
+        call: Call,
+        params: Mapping[str, str],
+        username: str | None = None,
     ) -> Answer | None:
         """The answer after knobs (``None``: reset the connection instead)."""
         outage = self.knobs.outage(service)
@@ -823,7 +835,7 @@ class FakeOpenEdx:
         delay = self.knobs.latency(service, endpoint)
         if delay > 0:
             time.sleep(delay)
-        knob = self.knobs.draw_error(service, endpoint)
+        knob = self.knobs.draw_error(service, endpoint, username)
         return self._injected(knob) if knob else self._dispatch(service, endpoint, call, params)
 
     @staticmethod
