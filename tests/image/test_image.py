@@ -65,7 +65,7 @@ def stack() -> Stack:
 
 @pytest.fixture(scope="module")
 def samples(stack: Stack) -> tuple[str, set[str]]:
-    """The sample events of examples/, published under a fresh topic prefix as `make run` does.
+    """The sample events of examples/, published under a fresh prefix as `make run` does.
 
     Returns the prefix and the published event ids.
     """
