@@ -73,7 +73,12 @@ def samples(stack: Stack) -> tuple[str, set[str]]:
     published = subprocess.run(
         [sys.executable, "-m", "tests.support.publish_samples", "examples"],
         cwd=ROOT,
-        env={**os.environ, "EVENT_BUS_TOPIC_PREFIX": prefix},
+        env={
+            **os.environ,
+            "EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
+            "EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL": stack.registry_url,
+            "EVENT_BUS_TOPIC_PREFIX": prefix,
+        },
         capture_output=True,
         text=True,
         timeout=120,
