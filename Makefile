@@ -1,30 +1,46 @@
 # credentials-consumer — every target does its own set-up on a fresh machine.
-#   make run    local Kafka + registry, sample events published the LMS way, worker in dry-run
-#   make test   unit + integration tests on a real Kafka broker and schema registry (and a real
-#               Prometheus: promtool checks the alert rules, the dashboard's queries run on it)
-#   make lint   ruff, mypy --strict, import contracts
-#   make bench  the throughput benchmark
+#   make run         local Kafka + registry, sample events published the LMS way, worker in dry-run
+#   make test        unit + integration tests on a real Kafka broker and schema registry, a real
+#                    Prometheus (promtool checks the alert rules, the dashboard's queries run on
+#                    it), and the deploy checks (lock, real helm, Kubernetes schemas)
+#   make lint        ruff, mypy --strict, import contracts
+#   make bench       the throughput benchmark
+#   make lock        recompile requirements/*.txt from pyproject.toml (LOCK_ARGS=--upgrade to bump)
+#   make image       build the container image with podman (dev/image)
+#   make image-test  run the image read-only as non-root against the local broker
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
+LOCK_ARGS ?=
 
-.PHONY: install prometheus test unit integration run lint format bench dashboard stack-start stack-stop clean
+.PHONY: install lock helm prometheus test unit integration run lint format bench dashboard \
+        image image-test stack-start stack-stop clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exactly the locked versions (hash-checked), then the project itself without dependencies.
+$(STAMP): pyproject.toml requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,lint]'
+	$(PIP) install --require-hashes -r requirements/dev.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
+	$(PIP) check
 	touch $@
 
 # Prometheus and promtool, from Debian's package, unpacked under .local/prometheus (cached).
 prometheus:
 	dev/prometheus fetch
 
-test: install prometheus
+lock: install
+	dev/lock $(LOCK_ARGS)
+
+helm:
+	dev/helm version --short
+
+test: install prometheus helm
 	dev/with-stack $(BIN)/pytest $(PYTEST_ARGS)
 
 unit: install prometheus
@@ -52,6 +68,12 @@ dashboard: install
 
 bench: install
 	dev/with-stack $(BIN)/python -m bench.run
+
+image:
+	dev/image build
+
+image-test: install image
+	dev/with-stack dev/image test
 
 stack-start:
 	dev/stack start
