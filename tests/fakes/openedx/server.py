@@ -1022,9 +1022,18 @@ class FakeOpenEdx:
             "clear_records",
             "save_records",
             "issued_tokens",
+            "call_many",
             "urls",
         }
     )
+
+    def call_many(self, calls: list[dict[str, Any]]) -> int:
+        """Run control calls (``{"method", "kwargs"}``) in order, to set up a world at once."""
+        for call in calls:
+            answer = self.control(json.dumps(call).encode())
+            if answer.status != 200:
+                raise ValueError(f"{call.get('method')}: {answer.body}")
+        return len(calls)
 
     def control(self, raw: bytes) -> Answer:
         """``POST /_fake/call {"method": name, "kwargs": {...}}``: drive the fake remotely."""
