@@ -28,11 +28,11 @@ def _report(workdir: Path) -> int:
     table = report.table()
     (workdir / "audit.md").write_text(table + "\n")
     (workdir / "audit-details.json").write_text(json.dumps(report.details, indent=1))
-    print(table)  # noqa: T201 - the command's output
+    print(table)
     for name, items in report.details.items():
         if items:
-            print(f"\n{name} ({len(items)}), first ones:", *items[:10], sep="\n  ")  # noqa: T201
-    print(f"\nsaved in {workdir}")  # noqa: T201
+            print(f"\n{name} ({len(items)}), first ones:", *items[:10], sep="\n  ")
+    print(f"\nsaved in {workdir}")
     return 0 if report.passed else 1
 
 

@@ -249,16 +249,20 @@ def check_ordering(requests: Iterable[KeyedRequest], committed: CommittedHistory
         items.sort(key=lambda item: (item.started, item.ended))
         previous: KeyedRequest | None = None
         for item in items:
-            if previous is not None and item.event_id != previous.event_id:
-                if item.offset < previous.offset:
-                    floor = committed.at(item.partition, item.started)
-                    if item.offset < floor:
-                        result.backward_steps.append(
-                            f"{key}: offset {previous.offset} then {item.offset} in "
-                            f"{item.partition}, committed {floor} already"
-                        )
-                    else:
-                        result.redeliveries += 1
+            stepped_back = (
+                previous is not None
+                and item.event_id != previous.event_id
+                and item.offset < previous.offset
+            )
+            if stepped_back and previous is not None:
+                floor = committed.at(item.partition, item.started)
+                if item.offset < floor:
+                    result.backward_steps.append(
+                        f"{key}: offset {previous.offset} then {item.offset} in "
+                        f"{item.partition}, committed {floor} already"
+                    )
+                else:
+                    result.redeliveries += 1
             previous = item
         active: list[KeyedRequest] = []
         for item in items:
@@ -342,22 +346,22 @@ def compare_states(model: CredentialsModel, state: Mapping[str, Any]) -> list[st
             actual_runs[(item["username"], item["key"])] = item["status"]
         elif item["status"] == "awarded":
             actual_programs[item["username"]].add(item["key"])
-    for key in sorted(set(actual_runs) | set(model.course_runs)):
-        if actual_runs.get(key) != model.course_runs.get(key):
-            wrong.append(
-                f"course run {key[1]} of {key[0]}: {actual_runs.get(key)}, "
-                f"expected {model.course_runs.get(key)}"
-            )
+    wrong += [
+        f"course run {key[1]} of {key[0]}: {actual_runs.get(key)}, "
+        f"expected {model.course_runs.get(key)}"
+        for key in sorted(set(actual_runs) | set(model.course_runs))
+        if actual_runs.get(key) != model.course_runs.get(key)
+    ]
     expected_programs: dict[str, set[str]] = defaultdict(set)
     for (username, uuid), status in model.programs.items():
         if status == "awarded":
             expected_programs[username].add(uuid)
-    for username in sorted(set(actual_programs) | set(expected_programs)):
-        if actual_programs.get(username, set()) != expected_programs.get(username, set()):
-            wrong.append(
-                f"programs of {username}: {sorted(actual_programs.get(username, set()))}, "
-                f"expected {sorted(expected_programs.get(username, set()))}"
-            )
+    wrong += [
+        f"programs of {username}: {sorted(actual_programs.get(username, set()))}, "
+        f"expected {sorted(expected_programs.get(username, set()))}"
+        for username in sorted(set(actual_programs) | set(expected_programs))
+        if actual_programs.get(username, set()) != expected_programs.get(username, set())
+    ]
     actual_configs = {
         run: Config(
             config["certificate_type"],
@@ -366,12 +370,11 @@ def compare_states(model: CredentialsModel, state: Mapping[str, Any]) -> list[st
         )
         for run, config in state["configs"].items()
     }
-    for run in sorted(set(actual_configs) | set(model.configs)):
-        if actual_configs.get(run) != model.configs.get(run):
-            wrong.append(
-                f"configuration of {run}: {actual_configs.get(run)}, "
-                f"expected {model.configs.get(run)}"
-            )
+    wrong += [
+        f"configuration of {run}: {actual_configs.get(run)}, expected {model.configs.get(run)}"
+        for run in sorted(set(actual_configs) | set(model.configs))
+        if actual_configs.get(run) != model.configs.get(run)
+    ]
     return wrong
 
 
@@ -417,112 +420,143 @@ class Report:
         return "\n".join([*lines, "", f"audit: {verdict}"])
 
 
-def _target_events(log: Sequence[LogEntry]) -> dict[str, LogEntry]:
-    return {entry.event_id: entry for entry in log if entry.event is not None and entry.event_id}
+@dataclass(frozen=True, slots=True)
+class Soaked:
+    """What a soak saved, loaded, with the model's verdict on every event."""
+
+    workdir: Path
+    plan: Mapping[str, Any]
+    timeline: Sequence[Mapping[str, Any]]
+    samples: Sequence[Mapping[str, Any]]
+    log: Sequence[LogEntry]
+    requests: Sequence[Request]
+    events: Mapping[str, LogEntry]
+    """Decodable events by id."""
+    model: CredentialsModel
+    expected: Mapping[str, Expected]
+    """The model's verdict on each event, in log order."""
+
+    @classmethod
+    def load(cls, workdir: Path) -> Soaked:
+        """Read the work directory and run the model over the log."""
+        plan = json.loads((workdir / "plan.json").read_text())
+        log = read_log(workdir / "log.jsonl")
+        model = CredentialsModel(world_of(plan))
+        events: dict[str, LogEntry] = {}
+        expected: dict[str, Expected] = {}
+        for entry in log:
+            if entry.event is not None and entry.event_id:
+                events[entry.event_id] = entry
+                expected[entry.event_id] = model.apply(entry.event)
+        return cls(
+            workdir=workdir,
+            plan=plan,
+            timeline=json.loads((workdir / "timeline.json").read_text()),
+            samples=list(_lines(workdir / "samples.jsonl")),
+            log=log,
+            requests=read_requests(workdir / "requests.jsonl"),
+            events=events,
+            model=model,
+            expected=expected,
+        )
 
 
-def audit(workdir: Path) -> Report:  # noqa: PLR0915 - one figure after another
-    """Audit the soak saved in ``workdir``."""
-    plan = json.loads((workdir / "plan.json").read_text())
-    state = json.loads((workdir / "state.json").read_text())
-    timeline = json.loads((workdir / "timeline.json").read_text())
-    poison = json.loads((workdir / "poison.json").read_text())
-    samples = list(_lines(workdir / "samples.jsonl"))
-    log = read_log(workdir / "log.jsonl")
-    requests = read_requests(workdir / "requests.jsonl")
-    events = _target_events(log)
-    report = Report()
-
-    # --- the model, in log order
-    model = CredentialsModel(world_of(plan))
-    expected: dict[str, Expected] = {}
-    for entry in log:
-        if entry.event is not None and entry.event_id:
-            expected[entry.event_id] = model.apply(entry.event)
-
-    # --- what was injected
-    by_id = {entry.event_id: entry for entry in log if entry.event_id}
-    poison_at: dict[Position, ExpectedDeadLetter] = {
+def _expected_dead_letters(soaked: Soaked) -> tuple[dict[Position, ExpectedDeadLetter], ...]:
+    """(poison published, events of always-failing learners), by position."""
+    poison = json.loads((soaked.workdir / "poison.json").read_text())
+    by_id = {entry.event_id: entry.position for entry in soaked.log if entry.event_id}
+    poison_at = {
         (item["topic"], item["partition"], item["offset"]): ExpectedDeadLetter(
             "decode", item["reason"]
         )
         for item in poison["raw"]
     }
     for event_id in poison["lms_ids"]:
-        poison_at[by_id[event_id].position] = ExpectedDeadLetter("decode", "date_out_of_range")
+        poison_at[by_id[event_id]] = ExpectedDeadLetter("decode", "date_out_of_range")
     failing_at = {
-        events[event_id].position: ExpectedDeadLetter("apply", "http_500")
-        for event_id, outcome in expected.items()
+        soaked.events[event_id].position: ExpectedDeadLetter("apply", "http_500")
+        for event_id, outcome in soaked.expected.items()
         if outcome.outcome == "dead_letter"
     }
-    undecodable = {entry.position for entry in log if entry.event is None}
-    faults = Counter(request.fault for request in requests if request.fault)
-    report.row("events published (certificate + catalog)", len(events))
-    report.row(
-        "poison records published",
-        f"{len(poison_at)} ({len({r.reason for r in poison_at.values()})} kinds)",
-    )
+    return poison_at, failing_at
+
+
+def _injected(
+    report: Report, soaked: Soaked, poison_at: Mapping[Position, Any], failing: int
+) -> None:
+    faults = Counter(request.fault for request in soaked.requests if request.fault)
+    undecodable = {entry.position for entry in soaked.log if entry.event is None}
+    kinds = len({want.reason for want in poison_at.values()})
+    report.row("events published (certificate + catalog)", len(soaked.events))
+    report.row("poison records published", f"{len(poison_at)} ({kinds} kinds)")
     report.row(
         "learners whose requests always fail",
-        f"{len(world_of(plan).failing)} ({len(failing_at)} events)",
+        f"{len(soaked.model.world.failing)} ({failing} events)",
     )
-    report.row("faults injected", fault_summary(timeline))
+    report.row("faults injected", fault_summary(soaked.timeline))
     report.row(
         "random service failures injected",
         f"{faults['error']} 5xx, {faults['timeout']} timeouts, {faults['reset']} resets "
         f"(+{faults['outage']} answers 503 or reset by outages)",
     )
+    mismatch = sorted(undecodable ^ set(poison_at))
     report.row(
-        "poison decoded as poison (audit's decoder)",
-        "yes"
-        if undecodable == set(poison_at)
-        else f"no: {sorted(undecodable ^ set(poison_at))[:5]}",
+        "poison decoded as poison (audit's decoder)", f"no: {mismatch[:5]}" if mismatch else "yes"
     )
 
-    # --- applied, lost, duplicates
+
+def _writes(soaked: Soaked) -> dict[str, Counter[Target]]:
+    """Successful writes of each event, by what they changed."""
     writes: dict[str, Counter[Target]] = defaultdict(Counter)
-    for request in requests:
+    for request in soaked.requests:
         target = request.written()
-        if target is not None and request.event_id in events:
+        if target is not None and request.event_id and request.event_id in soaked.events:
             writes[request.event_id][target] += 1
-    committed = CommittedHistory(samples)
-    final = committed.final()
-    applied = sum(1 for event_id in events if writes.get(event_id))
-    skipped = sum(1 for outcome in expected.values() if outcome.outcome == "skipped")
+    return writes
+
+
+def _applied_and_lost(
+    report: Report, soaked: Soaked, writes: Mapping[str, Counter[Target]], final: Mapping[str, int]
+) -> None:
     lost: list[str] = []
-    for event_id, outcome in expected.items():
-        entry = events[event_id]
-        topic, partition, offset = entry.position
+    for event_id, outcome in soaked.expected.items():
+        position = soaked.events[event_id].position
+        topic, partition, offset = position
         if offset >= final.get(f"{topic}:{partition}", 0):
-            lost.append(f"{event_id} at {entry.position}: not committed at the end")
-        elif outcome.outcome != "dead_letter" and outcome.certain is not None:
-            if not writes.get(event_id, Counter()).get(outcome.certain):
-                lost.append(f"{event_id} at {entry.position}: {outcome.certain} never written")
-    duplicates = [event_id for event_id, counts in writes.items() if max(counts.values()) > 1]
-    report.row("events applied (wrote to Credentials)", applied)
+            lost.append(f"{event_id} at {position}: not committed at the end")
+        elif (
+            outcome.outcome != "dead_letter"
+            and outcome.certain is not None
+            and not writes.get(event_id, Counter()).get(outcome.certain)
+        ):
+            lost.append(f"{event_id} at {position}: {outcome.certain} never written")
+    skipped = sum(1 for outcome in soaked.expected.values() if outcome.outcome == "skipped")
+    report.row(
+        "events applied (wrote to Credentials)", sum(1 for e in soaked.events if writes.get(e))
+    )
     report.row("events the rules skip (nothing to write)", skipped)
     report.row("lost", len(lost), must_be_zero=True)
     report.details["lost"] = lost
 
-    # --- final state
-    wrong = compare_states(model, state)
-    report.row("wrong final states", len(wrong), must_be_zero=True)
-    report.details["wrong final states"] = wrong
 
-    # --- ordering
-    keyed = [
-        KeyedRequest(
-            key=ordering_key(events[request.event_id].event),  # type: ignore[arg-type]
-            partition=f"{events[request.event_id].position[0]}:{events[request.event_id].position[1]}",
-            offset=events[request.event_id].position[2],
-            event_id=request.event_id,
-            started=request.started,
-            ended=request.ended,
-            reached_service=request.reached_service,
+def _ordering(report: Report, soaked: Soaked, committed: CommittedHistory) -> None:
+    keyed = []
+    for request in soaked.requests:
+        entry = soaked.events.get(request.event_id or "")
+        if entry is None or entry.event is None or request.service == "oauth":
+            continue
+        topic, partition, offset = entry.position
+        keyed.append(
+            KeyedRequest(
+                key=ordering_key(entry.event),
+                partition=f"{topic}:{partition}",
+                offset=offset,
+                event_id=entry.event_id or "",
+                started=request.started,
+                ended=request.ended,
+                reached_service=request.reached_service,
+            )
         )
-        for request in requests
-        if request.event_id in events and request.service != "oauth"
-    ]
     ordering = check_ordering(keyed, committed)
     report.row("per-key ordering violations", ordering.violations, must_be_zero=True)
     report.row("  backward steps below the committed offset", len(ordering.backward_steps))
@@ -530,48 +564,65 @@ def audit(workdir: Path) -> Report:  # noqa: PLR0915 - one figure after another
     report.row("steps back to an uncommitted offset (redeliveries, allowed)", ordering.redeliveries)
     report.details["ordering"] = ordering.backward_steps + ordering.overlaps
 
-    # --- dead letters
-    dead = check_dead_letters({**poison_at, **failing_at}, _lines(workdir / "dlq.jsonl"))
+
+def _dead_letters(
+    report: Report, soaked: Soaked, expected: Mapping[Position, ExpectedDeadLetter]
+) -> None:
+    dead = check_dead_letters(expected, _lines(soaked.workdir / "dlq.jsonl"))
     report.row(
         "dead letters (expected = poison + always-failing events)",
         f"{dead.found} of {dead.expected} expected ({dead.records} records)",
     )
     report.row("dead letters differing from what was injected", dead.differences, must_be_zero=True)
     report.details["dead letters"] = dead.missing + dead.unexpected + dead.wrong_reason
-    report.row(
-        "duplicate applications (allowed)",
-        f"{len(duplicates)} events ({sum(sum(c.values()) - len(c) for e, c in writes.items() if e in duplicates)} extra writes)",
-    )
 
-    # --- drain, RSS, exits
-    marks = {entry["what"]: entry for entry in timeline}
+
+def _duplicates(report: Report, writes: Mapping[str, Counter[Target]]) -> None:
+    twice = {event_id: counts for event_id, counts in writes.items() if max(counts.values()) > 1}
+    extra = sum(sum(counts.values()) - len(counts) for counts in twice.values())
+    report.row("duplicate applications (allowed)", f"{len(twice)} events ({extra} extra writes)")
+
+
+def _drain_and_processes(report: Report, soaked: Soaked) -> None:
+    timeline = soaked.timeline
+    drained = [entry["monotonic"] for entry in timeline if entry["what"] == "drained"]
     fault_ends = [entry["monotonic"] for entry in timeline if entry["what"] == "fault"]
-    if "drained" in marks and fault_ends:
-        report.row(
-            "time to drain after the last fault",
-            f"{marks['drained']['monotonic'] - max(fault_ends):.1f} s",
-        )
+    if drained and fault_ends:
+        report.row("time to drain after the last fault", f"{drained[0] - max(fault_ends):.1f} s")
     else:
         report.row("time to drain after the last fault", "did not drain", must_be_zero=True)
-    report.row("worker RSS at start / end", _rss(timeline, samples))
+    report.row("worker RSS at start / end", _rss(timeline, soaked.samples))
     exits = [
         f"{entry['worker']}={entry['exit_code']}"
         for entry in timeline
         if entry["what"] == "worker_stopped"
     ]
     report.row("workers stopped with SIGTERM: exit codes", ", ".join(exits))
-    crashes = [
-        path.name
-        for path in [*(workdir / "workers").iterdir(), *(workdir / "probes").iterdir()]
-        if "Traceback" in path.read_text(errors="replace")
-    ]
+    written = [*(soaked.workdir / "workers").iterdir(), *(soaked.workdir / "probes").iterdir()]
+    crashes = [path.name for path in written if "Traceback" in path.read_text(errors="replace")]
     report.row("tracebacks (worker logs, command output)", len(crashes))
     report.details["crashes"] = crashes
 
-    # --- leaks
+
+def audit(workdir: Path) -> Report:
+    """Audit the soak saved in ``workdir``: every figure, in the table's order."""
+    soaked = Soaked.load(workdir)
+    report = Report()
+    poison_at, failing_at = _expected_dead_letters(soaked)
+    _injected(report, soaked, poison_at, len(failing_at))
+    writes = _writes(soaked)
+    committed = CommittedHistory(soaked.samples)
+    _applied_and_lost(report, soaked, writes, committed.final())
+    wrong = compare_states(soaked.model, json.loads((workdir / "state.json").read_text()))
+    report.row("wrong final states", len(wrong), must_be_zero=True)
+    report.details["wrong final states"] = wrong
+    _ordering(report, soaked, committed)
+    _dead_letters(report, soaked, {**poison_at, **failing_at})
+    _duplicates(report, writes)
+    _drain_and_processes(report, soaked)
     report.row(
         "secrets or personal data in logs, output, dead-letter headers",
-        _leaks(workdir, plan),
+        _leaks(workdir, soaked.plan),
         must_be_zero=True,
     )
     return report

@@ -58,7 +58,7 @@ from consumer.wire import (
     load_reader_schemas,
     registry_client,
 )
-from tests.chaos.faults import FULL, SMALL, Fault, Schedule
+from tests.chaos.faults import FULL, SMALL, Fault, FaultKind, Schedule
 from tests.chaos.stack import ROOT, PrivateStack
 from tests.chaos.workload import (
     Catalogue,
@@ -80,6 +80,7 @@ from tests.support.worker import WorkerProcess
 CERTIFICATE_TOPIC = "learning-certificate-lifecycle"
 CATALOG_TOPIC = "course-catalog-info-changed"
 SERVICES = ("oauth", "credentials", "lms", "studio", "discovery")
+Action = Callable[[], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,7 @@ class SoakParams:
 
 def log(message: str) -> None:
     """Progress for the person running the soak (stderr, wall time)."""
-    print(f"{time.strftime('%H:%M:%S')} chaos: {message}", file=sys.stderr, flush=True)  # noqa: T201
+    print(f"{time.strftime('%H:%M:%S')} chaos: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,11 +254,12 @@ class RawProducer:
                 }
             )
 
+        wire: list[tuple[str, str | bytes | None]] = list(headers)
         self._producer.produce(
             topic,
             value=value,
             key=b"poison",
-            headers=headers,
+            headers=wire,
             partition=partition,
             on_delivery=done,
         )
@@ -495,141 +497,88 @@ class Soak:
     # ------------------------------------------------------------------ faults
 
     def _fault_actions(
-        self,
-        fault: Fault,
-        window: float,
-        stack: PrivateStack,
-        fake: RemoteFake,
-        env: dict[str, str],
-    ) -> list[tuple[float, str, Callable[[], None]]]:
-        """(seconds after the window opens, ``start`` or ``end``, action) of one fault."""
+        self, stack: PrivateStack, fake: RemoteFake, env: dict[str, str]
+    ) -> dict[FaultKind, tuple[Action, Action]]:
+        """What starts and what ends each kind of fault."""
         schedule = self.params.schedule
-        start = fault.at * window
-        end = start + fault.length(window)
-        kind = fault.kind
-        if kind == "noise":
-            error, timeout, reset = schedule.noise
+        error, timeout, reset = schedule.noise
 
-            def noisy() -> None:
-                for service in SERVICES:
-                    fake.call(
-                        "set_chaos",
-                        service=service,
-                        error_rate=error,
-                        timeout_rate=timeout,
-                        timeout_seconds=30,
-                        reset_rate=reset,
-                    )
+        def noisy() -> None:
+            for service in SERVICES:
+                fake.call(
+                    "set_chaos",
+                    service=service,
+                    error_rate=error,
+                    timeout_rate=timeout,
+                    timeout_seconds=30,
+                    reset_rate=reset,
+                )
 
-            return [
-                (start, "start", noisy),
-                (end, "end", lambda: fake.call("clear_chaos")),
-            ]
-        if kind == "credentials_refused":
-            return [
-                (
-                    start,
-                    "start",
-                    lambda: fake.call("set_outage", service="credentials", mode="refused"),
-                ),
-                (end, "end", lambda: fake.call("clear_outage", service="credentials")),
-            ]
-        if kind == "credentials_503":
-            return [
-                (
-                    start,
-                    "start",
-                    lambda: fake.call(
-                        "set_outage",
-                        service="credentials",
-                        mode="503",
-                        retry_after=schedule.credentials_retry_after,
-                    ),
-                ),
-                (end, "end", lambda: fake.call("clear_outage", service="credentials")),
-            ]
-        if kind == "discovery_down":
-            return [
-                (
-                    start,
-                    "start",
-                    lambda: fake.call("set_outage", service="discovery", mode="refused"),
-                ),
-                (end, "end", lambda: fake.call("clear_outage", service="discovery")),
-            ]
-        if kind == "studio_slow":
-            return [
-                (
-                    start,
-                    "start",
-                    lambda: fake.call(
-                        "set_latency", service="studio", seconds=schedule.studio_latency
-                    ),
-                ),
-                (end, "end", lambda: fake.call("set_latency", service="studio", seconds=0)),
-            ]
-        if kind == "registry_down":
-            return [
-                (start, "start", lambda: stack.stop("registry")),
-                (end, "end", lambda: stack.start("registry")),
-            ]
-        if kind == "broker_down":
-            return [
-                (start, "start", lambda: stack.stop("kafka")),
-                (end, "end", lambda: stack.start("kafka")),
-            ]
-        if kind == "kill_worker":
-            return [
-                (start, "start", self.kill_main),
-                (start + 2, "end", lambda: self.start_main(env)),
-            ]
-        if kind == "second_worker":
+        def outage(service: str, mode: str, **extra: object) -> tuple[Action, Action]:
+            return (
+                lambda: fake.call("set_outage", service=service, mode=mode, **extra),
+                lambda: fake.call("clear_outage", service=service),
+            )
 
-            def join() -> None:
-                worker = WorkerProcess(env, ["run"], self.workdir / "workers", "second")
-                with self._workers_lock:
-                    self.workers["second"] = worker
-                self.timeline.mark("worker_started", worker="second", pid=worker.process.pid)
+        def join() -> None:
+            worker = WorkerProcess(env, ["run"], self.workdir / "workers", "second")
+            with self._workers_lock:
+                self.workers["second"] = worker
+            self.timeline.mark("worker_started", worker="second", pid=worker.process.pid)
 
-            def leave() -> None:
-                worker = self.workers["second"]
-                worker.terminate()
-                code = worker.wait(timeout=60)
-                self.timeline.mark("worker_stopped", worker="second", exit_code=code)
+        def leave() -> None:
+            worker = self.workers["second"]
+            worker.terminate()
+            code = worker.wait(timeout=60)
+            self.timeline.mark("worker_stopped", worker="second", exit_code=code)
 
-            return [(start, "start", join), (end, "end", leave)]
-        # The replay fault needs `credentials-consumer replay` (issue 9), not merged yet.
-        # HOOK: start `python -m consumer replay --from-datetime <a time inside the window>
-        # --to-datetime <later>` with this env at `start`, wait for it at `end`; the audit
-        # must then read that group's requests as a stream of their own (see audit.py).
-        return [(start, "skipped: no replay command yet", lambda: None)]
+        latency = schedule.studio_latency
+        return {
+            "noise": (noisy, lambda: fake.call("clear_chaos")),
+            "credentials_refused": outage("credentials", "refused"),
+            "credentials_503": outage(
+                "credentials", "503", retry_after=schedule.credentials_retry_after
+            ),
+            "discovery_down": outage("discovery", "refused"),
+            "studio_slow": (
+                lambda: fake.call("set_latency", service="studio", seconds=latency),
+                lambda: fake.call("set_latency", service="studio", seconds=0),
+            ),
+            "registry_down": (lambda: stack.stop("registry"), lambda: stack.start("registry")),
+            "broker_down": (lambda: stack.stop("kafka"), lambda: stack.start("kafka")),
+            "kill_worker": (self.kill_main, lambda: self.start_main(env)),
+            "second_worker": (join, leave),
+            # HOOK (issue 9, `credentials-consumer replay`, not merged yet): start a replay
+            # of a time range inside the window with this env, wait for it at the end; the
+            # audit must then read that group's requests as a stream of its own.
+            "replay": (lambda: None, lambda: None),
+        }
 
     def _run_faults(
-        self,
-        window: float,
-        stack: PrivateStack,
-        fake: RemoteFake,
-        env: dict[str, str],
-        t0: float,
+        self, window: float, stack: PrivateStack, fake: RemoteFake, env: dict[str, str], t0: float
     ) -> None:
-        actions = sorted(
-            (
-                (at, fault.kind, phase, action)
-                for fault in self.params.schedule.faults
-                for at, phase, action in self._fault_actions(fault, window, stack, fake, env)
-            ),
-            key=lambda item: item[0],
-        )
-        for at, kind, phase, action in actions:
+        """Start and end every fault on time (seconds after ``t0``); one at a time."""
+        actions = self._fault_actions(stack, fake, env)
+        steps: list[tuple[float, Fault, str]] = []
+        for fault in self.params.schedule.faults:
+            start = fault.at * window
+            length = 2.0 if fault.kind == "kill_worker" else fault.length(window)
+            steps += [(start, fault, "start"), (start + length, fault, "end")]
+        for at, fault, phase in sorted(steps, key=lambda step: step[0]):
             delay = t0 + at - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            begin, end = actions[fault.kind]
+            if fault.kind == "replay":
+                if phase == "start":
+                    self.timeline.mark("fault", kind=fault.kind, phase="not run: no replay command")
+                continue
             if phase == "end":  # over once the action returns (a restart waits until ready)
-                action()
-                self.timeline.mark("fault", kind=kind, phase=phase)
+                end()
+                self.timeline.mark("fault", kind=fault.kind, phase=phase)
             else:
-                self.timeline.mark("fault", kind=kind, phase=phase)
-                action()
+                self.timeline.mark("fault", kind=fault.kind, phase=phase)
+                begin()
         self.timeline.mark("faults_over")
 
     # ------------------------------------------------------------------ run
@@ -717,7 +666,7 @@ class Soak:
             self._stop_sampling.set()
             sampler.join(timeout=30)
             lms.close()
-            self._probes(stack, env)
+            self._probes(env)
             self._collect(stack, fake, raw, lms_poison)
             del lms, raw  # their librdkafka clients would log the broker's stop
             gc.collect()
@@ -730,61 +679,37 @@ class Soak:
         learners: list[LearnerSpec],
         warmup: list[Planned],
     ) -> None:
-        calls: list[dict[str, Any]] = []
-        for program in catalogue.programs.values():
-            calls.append(
-                {
-                    "method": "add_program",
-                    "kwargs": {
-                        "uuid": program.uuid,
-                        "courses": program.courses,
-                        "in_credentials": program.in_credentials,
-                    },
-                }
-            )
-        for planned in warmup:
-            user = planned.data["certificate"]["user"]
-            calls.append(
-                {
-                    "method": "add_user",
-                    "kwargs": {
-                        "username": user["pii"]["username"],
-                        "lms_user_id": user["id"],
-                    },
-                }
-            )
-        for learner in learners:
-            calls.append(
-                {
-                    "method": "add_user",
-                    "kwargs": {
-                        "username": learner.username,
-                        "lms_user_id": learner.user_id,
-                    },
-                }
-            )
-            if learner.failing:
-                calls.append(
-                    {
-                        "method": "set_error",
-                        "kwargs": {
-                            "service": "credentials",
-                            "status": 500,
-                            "username": learner.username,
-                        },
-                    }
+        """Programs, users, the LMS's certificates and the failing learners' knobs."""
+
+        def call(method: str, **kwargs: object) -> dict[str, object]:
+            return {"method": method, "kwargs": kwargs}
+
+        users = [planned.data["certificate"]["user"] for planned in warmup]
+        calls = [
+            *(
+                call(
+                    "add_program",
+                    uuid=program.uuid,
+                    courses=program.courses,
+                    in_credentials=program.in_credentials,
                 )
-        for username, run, mode in lms_certificates(learners, catalogue):
-            calls.append(
-                {
-                    "method": "add_lms_certificate",
-                    "kwargs": {
-                        "username": username,
-                        "course_id": run,
-                        "mode": mode,
-                    },
-                }
-            )
+                for program in catalogue.programs.values()
+            ),
+            *(call("add_user", username=u["pii"]["username"], lms_user_id=u["id"]) for u in users),
+            *(
+                call("add_user", username=spec.username, lms_user_id=spec.user_id)
+                for spec in learners
+            ),
+            *(
+                call("set_error", service="credentials", status=500, username=learner.username)
+                for learner in learners
+                if learner.failing
+            ),
+            *(
+                call("add_lms_certificate", username=username, course_id=run, mode=mode)
+                for username, run, mode in lms_certificates(learners, catalogue)
+            ),
+        ]
         for start in range(0, len(calls), 2000):
             fake.call("call_many", calls=calls[start : start + 2000])
 
@@ -875,7 +800,7 @@ class Soak:
             code = worker.wait(timeout=60)
             self.timeline.mark("worker_stopped", worker=worker.name, exit_code=code)
 
-    def _probes(self, stack: PrivateStack, env: dict[str, str]) -> None:
+    def _probes(self, env: dict[str, str]) -> None:
         """``check``, ``check`` with a SASL password, ``run`` with it, ``dlq inspect --json``."""
         sasl = {
             **env,
@@ -886,11 +811,11 @@ class Soak:
             ("check", env, ["check"]),
             ("check-sasl", sasl, ["check"]),
             ("run-sasl", sasl, ["run", "--stop-when-idle", "1"]),
+            *(
+                (f"inspect-{role}", env, ["dlq", "inspect", f"{topic}.dlq", "--json"])
+                for role, topic in self.topics.items()
+            ),
         ]
-        for role in ("certificates", "catalog"):
-            probes.append(
-                (f"inspect-{role}", env, ["dlq", "inspect", f"{self.topics[role]}.dlq", "--json"])
-            )
         running = []
         for name, probe_env, args in probes:
             out = (self.workdir / "probes" / f"{name}.txt").open("w")

@@ -145,7 +145,7 @@ def warmup_username(tag: str, index: int) -> str:
 
 
 def add_programs(catalogue: Catalogue, partition_of: dict[str, int], rng: random.Random) -> None:
-    """Programs of 2–3 courses, each program's courses homed in one partition (first run).
+    """Programs of 2-3 courses, each program's courses homed in one partition (first run).
 
     About a third of the courses stay outside every program. The first program is not
     configured in Credentials (a skip), the second is excluded by configuration.
@@ -193,7 +193,9 @@ def _interleave(sequences: Sequence[list[Planned]], rng: random.Random) -> list[
 class Planner:
     """Learners and their stories, catalog changes, all in publication order."""
 
-    def __init__(self, catalogue: Catalogue, partition_of: dict[str, int], rng: random.Random):
+    def __init__(
+        self, catalogue: Catalogue, partition_of: dict[str, int], rng: random.Random
+    ) -> None:
         self.catalogue = catalogue
         self.rng = rng
         program_runs = catalogue.program_runs()
@@ -208,7 +210,7 @@ class Planner:
         self._partitions = sorted(set(self._programs_by_partition) | set(self._free_by_partition))
 
     def learner_story(self, spec_id: int) -> tuple[LearnerSpec, list[Planned]]:
-        """A learner of one partition, with 1–8 runs' worth of certificate events."""
+        """A learner of one partition, with 1-8 runs' worth of certificate events."""
         rng = self.rng
         partition = rng.choice(self._partitions)
         user_id = 100_000 + spec_id
