@@ -275,6 +275,16 @@ class RawProducer:
 # ---------------------------------------------------------------------------- the soak
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What a soak publishes and how its workers are configured."""
+
+    partitions: dict[str, int]
+    stream: list[Planned]
+    poison: dict[int, list[Poison]]
+    env: dict[str, str]
+
+
 @dataclass(slots=True)
 class Timeline:
     """What happened when: fault starts and ends, kills, joins (monotonic and wall time)."""
@@ -316,6 +326,8 @@ class Soak:
         self.published = threading.Event()
         self._workers_lock = threading.Lock()
         self._stop_sampling = threading.Event()
+        self.lms_poison: list[str] = []
+        """Ids of the poison events published through the LMS producer (dates)."""
         for sub in ("workers", "probes", "private"):
             (workdir / sub).mkdir(parents=True, exist_ok=True)
 
@@ -460,7 +472,6 @@ class Soak:
         raw: RawProducer,
         stream: list[Planned],
         poison: dict[int, list[Poison]],
-        lms_poison_ids: list[str],
     ) -> None:
         rate = self.params.rate
         started = time.monotonic()
@@ -470,7 +481,7 @@ class Soak:
                 time.sleep(delay)
             for item in poison.get(index, []):
                 if item.run:  # a Studio event whose end has no UTC form
-                    lms_poison_ids.append(
+                    self.lms_poison.append(
                         lms.send(
                             EventType.CATALOG_INFO_CHANGED,
                             catalog_data(course_key=item.run, end="0001-01-01T00:00:00+05:00"),
@@ -585,92 +596,106 @@ class Soak:
 
     def run(self) -> None:
         """Run the whole soak; everything the audit needs ends up in the work directory."""
-        params = self.params
-        workdir = self.workdir
-        stack = PrivateStack(workdir / "stack", workdir / "stack.log")
-        log(f"work directory {workdir}; starting a private broker and registry")
-        with stack, fake_process(workdir, params.seed) as (fake, urls):
+        stack = PrivateStack(self.workdir / "stack", self.workdir / "stack.log")
+        log(f"work directory {self.workdir}; starting a private broker and registry")
+        with stack, fake_process(self.workdir, self.params.seed) as (fake, urls):
             self.timeline.mark("stack_up", bootstrap=stack.bootstrap_servers)
-            partitions = {self.topics["certificates"]: params.partitions, self.topics["catalog"]: 3}
-            create_topics(stack.bootstrap_servers, partitions)
-            catalogue = make_catalogue(self.tag, max(12, params.events // 800), self.rng)
-            fake.call(
-                "add_oauth_client",
-                client_id="credentials-consumer-chaos",
-                client_secret=self.secrets.oauth_secret,
-                username="credentials_service_user",
-            )
-            fake.call(
-                "call_many",
-                calls=[
-                    {
-                        "method": "add_course_run",
-                        "kwargs": {
-                            "key": run.key,
-                            "modes": ["audit", run.mode],
-                            "display_behavior": run.display_behavior,
-                            "certificate_available_date": run.certificate_available_date,
-                            "start": "2026-01-05T00:00:00+00:00",
-                        },
-                    }
-                    for run in catalogue.runs.values()
-                ],
-            )
             lms = LmsProducer(stack.bootstrap_servers, stack.registry_url)
-            warmup = warmup_events(catalogue)
-            for planned in warmup:
-                lms.send(planned.event_type, planned.data, self.topics[planned.topic])
-            lms.flush()
-            warm_records = read_topic(stack.bootstrap_servers, self.topics["certificates"])
-            client = registry_client(stack.registry_url)
-            decoder = Decoder(RegistryWriterSchemas(client), load_reader_schemas())
-            partition_of = {
-                str(decoder.decode(record).course_key): record.partition for record in warm_records
-            }
-            client.close()
-            add_programs(catalogue, partition_of, self.rng)
-            planner = Planner(catalogue, partition_of, self.rng)
-            learners, stream = planner.plan(params.events - len(warmup))
-            self._setup_fake(fake, catalogue, learners, warmup)
-            poison = self._plan_poison(
-                stack, warm_records[0], len(stream), next(iter(catalogue.runs))
-            )
-            self._save_plan(catalogue, learners, partition_of, urls, stack)
-            env = self.worker_env(stack, urls, catalogue)
-            (workdir / "private" / "env.json").write_text(json.dumps(env, indent=1))
-
-            sampler = threading.Thread(
-                target=self._sample_forever,
-                args=(stack.bootstrap_servers, partitions),
-                name="sampler",
-                daemon=True,
-            )
-            sampler.start()
-            self.start_main(env)
+            prepared = self._prepare(stack, fake, urls, lms)
             raw = RawProducer(stack.bootstrap_servers)
-            lms_poison: list[str] = []
-            publisher = threading.Thread(
-                target=self._publish,
-                args=(lms, raw, stream, poison, lms_poison),
-                name="publisher",
-                daemon=True,
-            )
-            window = len(stream) / params.rate
-            t0 = time.monotonic()
-            self.timeline.mark("publishing", events=len(stream), window_seconds=round(window))
-            publisher.start()
-            self._run_faults(window, stack, fake, env, t0)
-            publisher.join()
-            self._wait_for_drain()
-            self._stop_workers()
-            self._stop_sampling.set()
-            sampler.join(timeout=30)
+            self._soak(stack, fake, prepared, lms, raw)
             lms.close()
-            self._probes(env)
-            self._collect(stack, fake, raw, lms_poison)
+            self._probes(prepared.env)
+            self._collect(stack, fake, raw)
             del lms, raw  # their librdkafka clients would log the broker's stop
             gc.collect()
         log("soak finished; auditing")
+
+    def _prepare(
+        self, stack: PrivateStack, fake: RemoteFake, urls: dict[str, str], lms: LmsProducer
+    ) -> Prepared:
+        """Topics, catalogue, warm-up, programs, learners, the fake's world, poison, env."""
+        params = self.params
+        partitions = {self.topics["certificates"]: params.partitions, self.topics["catalog"]: 3}
+        create_topics(stack.bootstrap_servers, partitions)
+        catalogue = make_catalogue(self.tag, max(12, params.events // 800), self.rng)
+        fake.call(
+            "add_oauth_client",
+            client_id="credentials-consumer-chaos",
+            client_secret=self.secrets.oauth_secret,
+            username="credentials_service_user",
+        )
+        fake.call(
+            "call_many",
+            calls=[
+                {
+                    "method": "add_course_run",
+                    "kwargs": {
+                        "key": run.key,
+                        "modes": ["audit", run.mode],
+                        "display_behavior": run.display_behavior,
+                        "certificate_available_date": run.certificate_available_date,
+                        "start": "2026-01-05T00:00:00+00:00",
+                    },
+                }
+                for run in catalogue.runs.values()
+            ],
+        )
+        warmup = warmup_events(catalogue)
+        for planned in warmup:
+            lms.send(planned.event_type, planned.data, self.topics[planned.topic])
+        lms.flush()
+        warm_records = read_topic(stack.bootstrap_servers, self.topics["certificates"])
+        client = registry_client(stack.registry_url)
+        decoder = Decoder(RegistryWriterSchemas(client), load_reader_schemas())
+        partition_of = {
+            str(decoder.decode(record).course_key): record.partition for record in warm_records
+        }
+        client.close()
+        add_programs(catalogue, partition_of, self.rng)
+        learners, stream = Planner(catalogue, partition_of, self.rng).plan(
+            params.events - len(warmup)
+        )
+        self._setup_fake(fake, catalogue, learners, warmup)
+        poison = self._plan_poison(stack, warm_records[0], len(stream), next(iter(catalogue.runs)))
+        self._save_plan(catalogue, learners, partition_of, urls, stack)
+        env = self.worker_env(stack, urls, catalogue)
+        (self.workdir / "private" / "env.json").write_text(json.dumps(env, indent=1))
+        return Prepared(partitions, stream, poison, env)
+
+    def _soak(
+        self,
+        stack: PrivateStack,
+        fake: RemoteFake,
+        prepared: Prepared,
+        lms: LmsProducer,
+        raw: RawProducer,
+    ) -> None:
+        """Publish and inject faults, wait for the drain, stop the workers."""
+        sampler = threading.Thread(
+            target=self._sample_forever,
+            args=(stack.bootstrap_servers, prepared.partitions),
+            name="sampler",
+            daemon=True,
+        )
+        sampler.start()
+        self.start_main(prepared.env)
+        publisher = threading.Thread(
+            target=self._publish,
+            args=(lms, raw, prepared.stream, prepared.poison),
+            name="publisher",
+            daemon=True,
+        )
+        window = len(prepared.stream) / self.params.rate
+        t0 = time.monotonic()
+        self.timeline.mark("publishing", events=len(prepared.stream), window_seconds=round(window))
+        publisher.start()
+        self._run_faults(window, stack, fake, prepared.env, t0)
+        publisher.join()
+        self._wait_for_drain()
+        self._stop_workers()
+        self._stop_sampling.set()
+        sampler.join(timeout=30)
 
     def _setup_fake(
         self,
@@ -836,9 +861,8 @@ class Soak:
             out.close()
             self.timeline.mark("probe", name=name, exit_code=code)
 
-    def _collect(
-        self, stack: PrivateStack, fake: RemoteFake, raw: RawProducer, lms_poison: list[str]
-    ) -> None:
+    def _collect(self, stack: PrivateStack, fake: RemoteFake, raw: RawProducer) -> None:
+        """Save the fake's log and state, the event log, dead letters, samples, timeline."""
         workdir = self.workdir
         fake.call("save_records", path=str(workdir / "requests.jsonl"))
         state = {
@@ -858,7 +882,7 @@ class Soak:
             for role, topic in self.topics.items():
                 for record in read_topic(stack.bootstrap_servers, f"{topic}.dlq"):
                     out.write(json.dumps(_dead_letter(role, record)) + "\n")
-        poison = {"raw": raw.delivered, "lms_ids": lms_poison}
+        poison = {"raw": raw.delivered, "lms_ids": self.lms_poison}
         (workdir / "poison.json").write_text(json.dumps(poison))
         with (workdir / "samples.jsonl").open("w") as out:
             for sample in self.samples:
