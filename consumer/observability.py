@@ -143,6 +143,20 @@ class Metrics:
             "refresh, or misses programs whose details failed.",
             registry=r,
         )
+        self.replay_planned = Gauge(
+            f"{p}_replay_planned_records", "Records in the replay's range.", ["topic"], registry=r
+        )
+        self.replay_done = Gauge(
+            f"{p}_replay_done_records",
+            "Records of the replay's range done (below the committed watermark).",
+            ["topic"],
+            registry=r,
+        )
+        self.replay_last_progress = Gauge(
+            f"{p}_replay_last_progress_timestamp_seconds",
+            "When the replay last made progress (Unix time).",
+            registry=r,
+        )
 
 
 class Health:

@@ -673,11 +673,10 @@ HUGE_INTEGER = "1" + "0" * 400  # above 1e308: no float can hold it
 
 
 def _refused(env: dict[str, str], *, with_services: bool = True) -> list[str]:
-    """The variables named by the ConfigError that loading ``env`` raises ([] if none)."""
+    """The variables named by the ConfigErrors that loading ``env`` raises ([] if none)."""
     try:
         config.load({**BASE, **env}, with_services=with_services)
-    except ConfigError as error:
-        assert isinstance(error, config.ConfigErrors)
+    except config.ConfigErrors as error:
         return [item.variable for item in error.errors]
     return []
 
@@ -851,9 +850,7 @@ def test_without_services_no_service_variable_is_required_or_read() -> None:
 def test_prefix_sets_the_default_group_id() -> None:
     """With EVENT_BUS_TOPIC_PREFIX, the default group is '<prefix>-credentials-consumer'."""
     assert load(EVENT_BUS_TOPIC_PREFIX="stage").kafka.group_id == "stage-credentials-consumer"
-    assert (
-        load(EVENT_BUS_TOPIC_PREFIX="stage", CONSUMER_GROUP_ID="mine").kafka.group_id == "mine"
-    )
+    assert load(EVENT_BUS_TOPIC_PREFIX="stage", CONSUMER_GROUP_ID="mine").kafka.group_id == "mine"
 
 
 @pytest.mark.parametrize(
