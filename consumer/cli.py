@@ -425,12 +425,12 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             print(plan.render(), file=report)
         if args.plan:
             return EXIT_OK
+        _probe_registry(settings)  # before anything is recorded
         if not dry_run:
             _refuse_active_group(admin, group)
             if not plan.resumed:
                 replay.record(admin, plan)
             ensure_dead_letter_topics(admin, kafka)
-    _probe_registry(settings)
     return _run_replay(args, settings, plan, report)
 
 
