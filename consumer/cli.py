@@ -24,6 +24,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any, TextIO
+from wsgiref.simple_server import WSGIServer
 
 import structlog
 from confluent_kafka import KafkaException
@@ -400,6 +401,11 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         )
     if args.output:
         settings = dataclasses.replace(settings, dry_run_output=args.output)
+    # A start below the log's start (records expired since the plan) goes to the earliest
+    # record still there, never to the end: "latest" would skip the rest of the range.
+    settings = dataclasses.replace(
+        settings, kafka=dataclasses.replace(settings.kafka, auto_offset_reset="earliest")
+    )
     kafka = settings.kafka
     dry_run = settings.dry_run
     group = args.group_id or replay.default_group(kafka.group_id, datetime.now(UTC))
@@ -472,7 +478,7 @@ def _run_replay(
     args: argparse.Namespace, settings: Settings, plan: replay.Plan, report: TextIO
 ) -> int:
     metrics, health = Metrics(), Health()
-    server = serve(metrics, health, settings.metrics_port) if settings.metrics_port else None
+    server = _serve_if_free(metrics, health, settings.metrics_port)
     progress = replay.progress_of(plan, metrics)
     completed = plan.remaining == 0
     tally: dict[str, int] = {"applied": 0, "skipped": 0, "dead_lettered": 0, "held": 0}
@@ -538,6 +544,17 @@ def _run_replay(
         print(summary.render(), file=report)
     log.info("replay_finished", **summary.to_json())
     return EXIT_OK if completed else EXIT_FAILURE
+
+
+def _serve_if_free(metrics: Metrics, health: Health, port: int) -> WSGIServer | None:
+    """The metrics server, unless the port is taken (a replay run beside a worker, in its pod)."""
+    if not port:
+        return None
+    try:
+        return serve(metrics, health, port)
+    except OSError as error:
+        log.warning("metrics_server_not_started", port=port, error=str(error))
+        return None
 
 
 def cmd_offsets_show(args: argparse.Namespace, settings: Settings) -> int:

@@ -653,7 +653,7 @@ class Engine:
         )
 
     def _update_gauges(self) -> None:
-        self._metrics.in_flight.set(self._lanes.running)
+        self._metrics.in_flight.set(self._lanes.running - len(self._throttled))
         self._metrics.buffered.set(self._buffered())
         self._metrics.paused_partitions.set(len(self._paused))
         self._metrics.assigned_partitions.set(len(self._owned))

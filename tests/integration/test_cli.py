@@ -321,7 +321,10 @@ def test_every_command_exits_1_with_json_lines_only_when_the_broker_cannot_be_re
             id="replay-missing-topic",
         ),
         pytest.param(
-            ["dlq", "inspect", "it-no-such-topic.dlq"], {}, "missing_topic", id="inspect-missing-topic"
+            ["dlq", "inspect", "it-no-such-topic.dlq"],
+            {},
+            "missing_topic",
+            id="inspect-missing-topic",
         ),
         pytest.param(
             ["replay", "--from-beginning"],

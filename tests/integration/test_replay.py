@@ -102,7 +102,7 @@ def test_replay_from_a_datetime_applies_exactly_the_planned_range(
     time.sleep(0.05)
     in_range = publish_rounds(lms, topic, learners, rounds=3)
     produce_raw(stack.bootstrap_servers, topic, b"not an event", partition=1)
-    fake.set_latency("credentials", 0.05, endpoint="credentials_post")
+    fake.set_latency("credentials", 0.3, endpoint="credentials_post")  # still running below
 
     replayer = replay_process(
         stack,
@@ -118,6 +118,7 @@ def test_replay_from_a_datetime_applies_exactly_the_planned_range(
     )
     wait_for(lambda: bool(replayer.events("replay_starting")), timeout=60, what="the replay")
     after = publish_rounds(lms, topic, learners, rounds=1)  # produced after the plan was fixed
+    assert replayer.process.poll() is None  # ...while the replay was still running
 
     assert replayer.wait(timeout=120) == 0, replayer.tail()
     assert applied_event_ids(fake) == ids(in_range)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 
 import pytest
+from structlog.testing import capture_logs
 
 from consumer.observability import Metrics
-from consumer.progress import Progress, render_bar
+from consumer.progress import Progress, Reporter, render_bar
 from consumer.replay import (
     PartitionRange,
     Plan,
@@ -184,3 +186,29 @@ def test_the_summary_names_outcomes_commands_dead_letters_and_how_to_resume() ->
         "award_programs": {"skipped": 2},
     }
     assert machine["rate"] == 2.25
+
+
+def test_on_a_terminal_the_reporter_draws_a_bar() -> None:
+    """The reporter redraws one line (carriage return) and ends it when stopped."""
+    progress = Progress([((TOPIC, 0), 0, 4)], {}, Metrics())
+    terminal = io.StringIO()
+    reporter = Reporter(progress, terminal=terminal, interval=10.0)
+    reporter.start()
+    progress.committed((TOPIC, 0), 4)
+    reporter.stop()
+    drawn = terminal.getvalue()
+    assert drawn.startswith("\r[")
+    assert "100%  4/4" in drawn
+    assert drawn.endswith("\n")
+
+
+def test_without_a_terminal_the_reporter_logs_json_progress() -> None:
+    """Each report is a ``replay_progress`` event with done, total, rate and ETA per topic."""
+    progress = Progress([((TOPIC, 0), 0, 4)], {}, Metrics())
+    reporter = Reporter(progress, terminal=None, interval=10.0)
+    with capture_logs() as logs:
+        reporter.start()
+        reporter.stop()
+    assert logs[-1]["event"] == "replay_progress"
+    assert logs[-1]["topics"][TOPIC].keys() == {"done", "total", "rate", "eta_seconds"}
+    assert (logs[-1]["done"], logs[-1]["total"]) == (0, 4)
