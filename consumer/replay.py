@@ -1,6 +1,6 @@
 """``replay``: a bounded, resumable, previewable replay through the same pipeline.
 
-A replay is a *plan* and a *group* of its own (ADR 0007):
+A replay is a *plan* and a *group* of its own (ADR 0009):
 
 - The plan fixes, per partition, a start offset (from a time, from given offsets, or the
   beginning) and an end offset (the end of the log when the replay starts, or the first
