@@ -388,20 +388,21 @@ class Engine:
         if self._limiter is not None and (self._throttled or not self._limiter.try_acquire()):
             self._throttled.append(item)  # its turn comes with a token, in arrival order
             return
+        self._submit(item)
+
+    def _submit(self, item: WorkItem) -> None:
         item.started = self._clock()
         self._pool.submit(self._work, item)
 
     def _start_throttled(self) -> None:
         while self._throttled and self._limiter is not None and self._limiter.try_acquire():
-            item = self._throttled.popleft()
-            item.started = self._clock()
-            self._pool.submit(self._work, item)
+            self._submit(self._throttled.popleft())
 
     def _abandon_throttled(self, predicate: Callable[[WorkItem], bool]) -> None:
-        """Hand back throttled heads that will not start (released, or shutting down)."""
+        """Finish throttled heads that will not start now (released, or shutting down)."""
         for item in [item for item in self._throttled if predicate(item)]:
             self._throttled.remove(item)
-            self._completions.put((item, Abandoned(why="not started (rate limit)")))
+            self._finish(item, Abandoned(why="not started (rate limit)"))
 
     def _work(self, item: WorkItem) -> None:
         """Worker thread: run the processor, hand the outcome back. Never touches state."""

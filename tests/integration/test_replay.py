@@ -312,3 +312,28 @@ def test_max_rate_holds_the_start_rate_within_ten_percent(
     starts = sorted(first_write.values())
     rate = (len(starts) - 1) / (starts[-1] - starts[0])
     assert 18.0 <= rate <= 22.0, rate
+
+
+def test_a_rate_capped_replay_stops_at_once_on_sigterm_and_resumes_without_gaps(
+    stack: Stack, lms: LmsProducer, fake: FakeOpenEdx, topic: str, group: str, tmp_path: Path
+) -> None:
+    """Events waiting for a rate token are abandoned on SIGTERM (not run, not committed)."""
+    learners = make_learners(fake, 30)
+    sent = publish_rounds(lms, topic, learners, rounds=2)
+    replay_group = f"{group}.replay.capped"
+    first = replay_process(
+        stack, fake, tmp_path, "first", topic, group, "--from-beginning", "--max-rate", "10",
+        "--group-id", replay_group,
+    )  # fmt: skip
+    wait_for(lambda: len(applied_event_ids(fake)) >= 8, timeout=60, what="a few applied")
+    first.terminate()
+    assert first.wait(timeout=20) == 1, first.tail()
+    assert len(applied_event_ids(fake)) < len(sent)
+    assert first.events("event_abandoned")  # the throttled heads, handed back
+
+    second = replay_process(
+        stack, fake, tmp_path, "second", topic, group, "--group-id", replay_group
+    )
+
+    assert second.wait(timeout=120) == 0, second.tail()
+    assert applied_event_ids(fake) == ids(sent)
