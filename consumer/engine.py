@@ -23,6 +23,12 @@ unstarted, and its running items are cancelled (they finish the request they are
 start no other; the HTTP guard refuses the rest).
 An exception a worker did not turn into an outcome is a bug: the loop commits what is done
 and re-raises, so the process exits non-zero and is restarted, instead of stalling.
+
+Two optional parts, handed in by the CLI: a ``Limiter`` (``CONSUMER_MAX_RATE``) that an
+event must get a token from before it starts, and ``Bounds`` (``replay``): the partitions
+are then assigned at given offsets (no group rebalancing), nothing at or past a
+partition's end is consumed, commits carry the bounds' metadata, and the engine stops by
+itself once every partition is done up to its end (``completed``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import contextlib
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -85,6 +92,29 @@ class FailureSink(Protocol):
 
     def flush(self, timeout: float) -> int:
         """Wait for outstanding records; return how many remain."""
+
+
+class Limiter(Protocol):
+    """Caps how often events start (a token bucket)."""
+
+    def try_acquire(self) -> bool:
+        """True if an event may start now; never blocks."""
+
+
+class Bounds(Protocol):
+    """A fixed range of each partition to consume (a replay), and where its progress goes."""
+
+    def assignment(self) -> list[TopicPartition]:
+        """The partitions to consume, each at the offset to start from."""
+
+    def end(self, tp: TP) -> int:
+        """The first offset of ``tp`` not to consume (0 for a partition outside the range)."""
+
+    def commit_metadata(self, tp: TP) -> str | None:
+        """Metadata committed with ``tp``'s offsets (where a replay keeps its range)."""
+
+    def committed(self, tp: TP, offset: int) -> None:
+        """Everything of ``tp`` below ``offset`` is done (and committed, unless dry-run)."""
 
 
 def consumer_config(kafka: KafkaSettings, *, group_id: str) -> dict[str, Any]:
@@ -146,6 +176,7 @@ class PartitionState:
     blocked_until: float = 0.0
     block_backoff: float = 0.0
     dead_letters: int = 0  # dead-letter records awaiting acknowledgement
+    reached_end: bool = False  # bounded: consumed up to its end, nothing more is taken
 
 
 def _log_fields(record: Record, event: Event | None = None) -> dict[str, Any]:
@@ -193,6 +224,8 @@ class Engine:
         breakers: Breakers | None = None,
         commit: bool = True,
         stop_when_idle: float | None = None,
+        limiter: Limiter | None = None,
+        bounds: Bounds | None = None,
         clock: Callable[[], float] = time.monotonic,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
         lag_monitor: LagMonitor | None = None,
@@ -208,6 +241,8 @@ class Engine:
         self._breakers = breakers or Breakers()
         self._commit_enabled = commit
         self._stop_when_idle = stop_when_idle
+        self._limiter = limiter
+        self._bounds = bounds
         self._clock = clock
         self._lag_monitor = lag_monitor
 
@@ -230,7 +265,9 @@ class Engine:
         self._last_commit = clock()
         self._idle_since: float | None = None
         self._warned_topics: set[str] = set()
+        self._throttled: deque[WorkItem] = deque()  # lane heads waiting for a token
         self.tally = Tally()
+        self.completed = False  # bounded: every partition done up to its end
 
     # ------------------------------------------------------------------ public
 
@@ -245,12 +282,20 @@ class Engine:
 
     def run(self) -> None:
         """Consume until stopped; then drain, commit and close. Raises on fatal errors."""
-        self._consumer.subscribe(
-            self._topics,
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
+        if self._bounds is not None:
+            assignment = self._bounds.assignment()
+            self._consumer.assign(assignment)
+            self._on_assign(self._consumer, assignment)
+            for tp in assignment:
+                if tp.offset >= self._bounds.end((tp.topic, tp.partition)):
+                    self._owned[(tp.topic, tp.partition)].reached_end = True
+        else:
+            self._consumer.subscribe(
+                self._topics,
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
         log.info("engine_started", topics=self._topics, max_in_flight=self._settings.max_in_flight)
         try:
             while self._stop_reason is None:
@@ -264,6 +309,7 @@ class Engine:
     def _turn(self) -> None:
         self._health.beat()
         self._collect_outcomes()
+        self._start_throttled()
         self._poll_sink()
         self._resend_dead_letters()
         self._reconcile_pauses()
@@ -272,6 +318,10 @@ class Engine:
         if self._idle_for_long_enough():
             self.request_stop(f"idle for {self._stop_when_idle}s")
             return
+        if self._bounds is not None and self._range_done():
+            self.completed = True
+            self.request_stop("range done")
+            return
         # Never take more than the buffer has room for: the bound is strict, not "per batch".
         room = self._settings.max_buffered - self._buffered()
         messages = self._consumer.consume(max(1, min(BATCH_SIZE, room)), POLL_SECONDS)
@@ -279,7 +329,7 @@ class Engine:
             self._accept(message)
         self._update_gauges()
 
-    def _accept(self, message: Message) -> None:
+    def _accept(self, message: Message) -> None:  # noqa: PLR0911 - one early exit per reason
         error = message.error()
         if error is not None:
             self._on_consumer_error(message, error)
@@ -293,6 +343,9 @@ class Engine:
             return  # revoked between fetch and delivery; the new owner consumes it
         if state.blocked_at is not None and offset >= state.blocked_at:
             return  # fetched before the seek back; it will be consumed again
+        if self._bounds is not None and offset >= self._bounds.end((topic, partition)):
+            state.reached_end = True  # past the range: never taken (and the partition pauses)
+            return
         if (topic, partition) in self._paused and self._buffered() >= self._settings.max_buffered:
             # Fetched before the pause took effect and no room: give it back to the broker.
             self._block_partition_at(topic, partition, offset, state, seconds=0.0)
@@ -335,6 +388,7 @@ class Engine:
             state = self._owned.get((topic or "", partition if partition is not None else -1))
             if state is not None:
                 state.eof = True
+                self._eof_at(state, (topic or "", partition or 0), message.offset() or 0)
             return
         if error.fatal():
             raise KafkaException(error)
@@ -351,8 +405,24 @@ class Engine:
     # ------------------------------------------------------------------ work
 
     def _start(self, item: WorkItem) -> None:
+        if self._limiter is not None and (self._throttled or not self._limiter.try_acquire()):
+            self._throttled.append(item)  # its turn comes with a token, in arrival order
+            return
+        self._submit(item)
+
+    def _submit(self, item: WorkItem) -> None:
         self._submitted += 1
         item.future = self._pool.submit(self._work, item)
+
+    def _start_throttled(self) -> None:
+        while self._throttled and self._limiter is not None and self._limiter.try_acquire():
+            self._submit(self._throttled.popleft())
+
+    def _abandon_throttled(self, predicate: Callable[[WorkItem], bool]) -> None:
+        """Finish throttled heads that will not start now (released, or shutting down)."""
+        for item in [item for item in self._throttled if predicate(item)]:
+            self._throttled.remove(item)
+            self._finish(item, Abandoned(why="not started (rate limit)"))
 
     def _work(self, item: WorkItem) -> None:
         """Worker thread: run the processor, hand the outcome back. Never touches state.
@@ -587,7 +657,9 @@ class Engine:
                 state.blocked_at = None
         hold_all = self._stopping or self._pressure or self._breakers.holding_back()
         wanted = {
-            tp for tp, state in self._owned.items() if hold_all or state.blocked_at is not None
+            tp
+            for tp, state in self._owned.items()
+            if hold_all or state.blocked_at is not None or state.reached_end
         }
         pause = wanted - self._paused
         resume = (self._paused - wanted) & self._owned.keys()
@@ -619,11 +691,27 @@ class Engine:
             self._idle_since = now
         return now - self._idle_since >= self._stop_when_idle
 
+    def _eof_at(self, state: PartitionState, tp: TP, offset: int) -> None:
+        """Bounded: a partition whose end of log is at or past its range's end reached it."""
+        if self._bounds is not None and offset >= self._bounds.end(tp):
+            state.reached_end = True
+
+    def _range_done(self) -> bool:
+        """Bounded: every partition consumed to its end and done up to it."""
+        return (
+            bool(self._owned)
+            and all(
+                state.reached_end and state.offsets.in_progress == 0 and state.dead_letters == 0
+                for state in self._owned.values()
+            )
+            and not self._resend
+        )
+
     def _update_gauges(self) -> None:
         """Per-turn gauges (``in_flight`` is kept by the workers themselves)."""
         with self._picked_up_lock:
             waiting_for_thread = self._submitted - self._picked_up
-        waiting_behind_key = len(self._lanes) - self._lanes.running
+        waiting_behind_key = len(self._lanes) - self._lanes.running + len(self._throttled)
         self._metrics.queued.set(max(0, waiting_for_thread) + waiting_behind_key)
         self._metrics.buffered.set(self._buffered())
         self._metrics.paused_partitions.set(len(self._paused))
@@ -650,7 +738,7 @@ class Engine:
         A synchronous commit (revoke, shutdown) sends every watermark regardless.
         """
         self._last_commit = self._clock()
-        if not self._commit_enabled:
+        if not self._commit_enabled and self._bounds is None:
             return
         chosen = set(only) if only is not None else set(self._owned)
         offsets: list[TopicPartition] = []
@@ -660,9 +748,13 @@ class Engine:
                 continue
             offset = state.offsets.to_commit() if asynchronous else state.offsets.committable()
             if offset is not None:
-                offsets.append(TopicPartition(tp[0], tp[1], offset))
+                metadata = self._bounds.commit_metadata(tp) if self._bounds else None
+                offsets.append(TopicPartition(tp[0], tp[1], offset, metadata or ""))
                 state.offsets.committed = offset
         if not offsets:
+            return
+        if not self._commit_enabled:  # a dry-run replay: progress, but nothing written
+            self._landed(offsets)
             return
         try:
             if asynchronous:
@@ -684,6 +776,12 @@ class Engine:
         if landed:
             self._metrics.commits.labels("landed").inc()
             self._metrics.last_commit.set(time.time())
+            self._landed(landed)
+
+    def _landed(self, offsets: list[TopicPartition]) -> None:
+        if self._bounds is not None:
+            for tp in offsets:
+                self._bounds.committed((tp.topic, tp.partition), tp.offset)
 
     def _commit_failed(self, offsets: list[TopicPartition], reason: str) -> None:
         self._metrics.commits.labels("failed").inc()
@@ -719,6 +817,7 @@ class Engine:
         if not tps:
             return
         self._lanes.drop_waiting(lambda item: item.tp in tps)
+        self._abandon_throttled(lambda item: item.tp in tps)
         self._cancel_heads(lambda item: item.tp in tps)
         if commit and not self._stopping:  # a shutdown has drained already
             self._drain(
@@ -759,6 +858,7 @@ class Engine:
         self._stopping = True
         try:
             self._lanes.drop_waiting(lambda _item: True)
+            self._abandon_throttled(lambda _item: True)
             self._reconcile_pauses()
             self._cancel_heads(lambda _item: True)
             drained = self._drain(

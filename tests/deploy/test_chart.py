@@ -254,7 +254,8 @@ def test_termination_grace_outlasts_the_worker_shutdown() -> None:
 def test_large_and_fractional_numbers_reach_the_worker_as_written() -> None:
     """YAML numbers are floats to helm: 604800000 must not become 6.048e+08."""
     data = render(ALL_FEATURES).config_map()
-    assert data["CONSUMER_MAX_BUFFERED"] == "2000000"
+    assert data["CONSUMER_MAX_BUFFERED"] == "1000000"
+    assert data["CONSUMER_DEAD_LETTER_RETENTION_MS"] == "604800000"
     assert data["CONSUMER_HTTP_CONNECT_TIMEOUT"] == "3.05"
     assert data["CONSUMER_MAX_IN_FLIGHT"] == "8"
     assert data["CONSUMER_SYNC_COURSE_CERTIFICATES"] == "false"
@@ -488,6 +489,7 @@ def test_the_replay_job_runs_the_replay_it_is_given(
     assert args[:-2] == expected
     assert args[-2] == "--group-id"
     assert re.fullmatch(r"credentials-consumer\.replay\.[0-9a-f]{8}", args[-1])
+    assert cli._parser().parse_args(args).func is cli.cmd_replay  # the worker's own CLI takes them
     chosen = job_args(render(TUTOR, settings={**settings, "replayJob.groupId": "mine"}), "replay")
     assert chosen[-2:] == ["--group-id", "mine"]
 
