@@ -414,6 +414,34 @@ def test_an_outcome_of_an_old_generation_does_not_count_for_the_new_one(engines:
     assert running.engine.tally.applied == 1
 
 
+def test_a_revoke_during_a_registry_block_commits_below_the_record_and_it_comes_back(
+    engines: Engines,
+) -> None:
+    """Revoked while waiting for the registry: committed up to the record, consumed again when back.
+
+    Before the fix the partition came back paused for good: librdkafka keeps a partition's
+    pause through a revoke and a re-assign, and the engine had forgotten that it paused it.
+    """
+    consumer = MemoryConsumer()
+    send(consumer, P0, "e0", learner=1)
+    send(consumer, P0, "needs-registry", learner=2)
+    send(consumer, P0, "e2", learner=1)
+    consumer.assign(P0)
+    decoder = ScriptedDecoder()
+    decoder.unreachable.add("needs-registry")
+    running = engines.start(consumer, decoder=decoder)
+    wait_until(lambda: running.engine.tally.applied == 1 and P0 in consumer.paused)
+
+    consumer.revoke(P0)
+    wait_until(lambda: consumer.rebalances == 2)
+    assert consumer.commits_of(P0)[-1] == 1
+
+    decoder.unreachable.clear()
+    consumer.assign(P0)
+    wait_until(lambda: running.engine.tally.applied == 3)
+    wait_until(lambda: consumer.committed_offset(P0) == 3)
+
+
 # ---------------------------------------------------------------------------- stopping
 
 
