@@ -829,6 +829,11 @@ class Engine:
             )
         if commit:
             self._commit(asynchronous=False, only=tps)
+        paused = sorted(tps & self._paused)
+        if paused:
+            # librdkafka keeps a partition's pause through a revoke and a re-assign: lift it
+            # now, or a partition that comes back to this worker would stay paused for good.
+            self._consumer.resume([TopicPartition(t, p) for t, p in paused])
         for tp in tps:
             self._owned.pop(tp, None)
             self._paused.discard(tp)
