@@ -391,7 +391,7 @@ class Judge:
         )
         findings = (
             *self._run_findings(learner, sources),
-            *self._program_findings(programs, sources),
+            *self._program_findings(programs, sources, next_event=question.course_run is None),
         )
         return Trace(
             question=question,
@@ -581,15 +581,17 @@ class Judge:
         """Where a lost event is, and how to apply it again (dead letters show course keys)."""
         start = iso_utc(since - REPLAY_MARGIN) if since else "<shortly before the certificate>"
         keys = ", ".join(sorted(runs)) or "the program's runs"
-        return (
-            *(
-                f"credentials-consumer dlq inspect {topic}  (a dead letter of {keys}? then: "
-                f"credentials-consumer dlq redrive {topic})"
-                for topic in self.dead_letter_topics
-            ),
-            f"credentials-consumer replay --from-datetime {start} --plan  (no dead letter: "
-            "the event was never consumed; replay from then, the writes are upserts)",
+        fixes: list[str] = []
+        for topic in self.dead_letter_topics:
+            fixes += [
+                f"look for a dead letter of {keys}: credentials-consumer dlq inspect {topic}",
+                f"if there is one, fix its cause, then: credentials-consumer dlq redrive {topic}",
+            ]
+        fixes.append(
+            "if there is none, the event was never consumed: credentials-consumer replay "
+            f"--from-datetime {start} --plan, then without --plan (writes are upserts)"
         )
+        return tuple(fixes)
 
     def _run_findings(self, learner: Learner, sources: Sources) -> list[Finding]:
         """Course certificates the LMS and Credentials disagree on."""
@@ -648,8 +650,9 @@ class Judge:
         return []
 
     def _program_findings(
-        self, programs: Iterable[ProgramTrace], sources: Sources
+        self, programs: Iterable[ProgramTrace], sources: Sources, *, next_event: bool
     ) -> list[Finding]:
+        """Programs owed, or held though not complete; ``next_event``: no run was asked."""
         findings: list[Finding] = []
         for trace in programs:
             uuid = trace.check.uuid
@@ -666,8 +669,12 @@ class Judge:
                         f"the learner completed program {uuid}, which Credentials does not "
                         "hold: the award was dead-lettered or never consumed, or Credentials "
                         "has no active program certificate for it (logged as "
-                        "program_not_configured); the learner's next certificate-created "
-                        "event awards it too",
+                        "program_not_configured)"
+                        + (
+                            "; the learner's next certificate-created event awards it too"
+                            if next_event
+                            else ""
+                        ),
                         self._fixes(
                             (run.check.key for run in completing),
                             max(changes) if changes else None,
@@ -725,8 +732,8 @@ def render(trace: Trace) -> str:
                 "sources disagree",
                 [
                     (
-                        f"! {finding.kind}: {finding.detail}",
-                        [(f"fix: {fix}", []) for fix in finding.fixes],
+                        f"! {finding.kind}",
+                        [(finding.detail, []), *((f"fix: {fix}", []) for fix in finding.fixes)],
                     )
                     for finding in trace.findings
                 ],
@@ -766,26 +773,29 @@ def _certificate_text(cert: LearnerCertificate | None, in_credentials: bool) -> 
     return f"{lms}; Credentials: {'holds it' if in_credentials else 'does not hold it'}"
 
 
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
 def _program_node(trace: ProgramTrace) -> Node:
-    verdict = trace.verdict
-    facts = [
-        f"awarded in Credentials: {'yes' if trace.awarded else 'no'}",
-        f"excluded (PROGRAMS_WITHOUT_CERTIFICATES): {'yes' if trace.excluded else 'no'}",
-        f"complete: {'yes' if trace.check.complete else 'no'}"
-        + (f" ({trace.check.reason}: {trace.check.detail})" if trace.check.reason else ""),
-    ]
+    verdict, check = trace.verdict, trace.check
+    complete = _yes(check.complete) + (f" ({check.reason})" if check.reason else "")
+    facts = (
+        f"complete: {complete}; awarded in Credentials: {_yes(trace.awarded)}; "
+        f"excluded (PROGRAMS_WITHOUT_CERTIFICATES): {_yes(trace.excluded)}"
+    )
     courses: list[Node] = [
         (
             f"{_mark(course.complete)} course {course.key}"
             + ("" if course.complete else f" ({course.reason})"),
             [_run_node(trace.runs[run.key]) for run in course.runs],
         )
-        for course in trace.check.courses
+        for course in check.courses
     ]
     return (
-        f"program {trace.check.uuid} ({trace.program.status}): {verdict.action.upper()} "
-        f"({verdict.reason}) — {verdict.detail}",
-        [(fact, []) for fact in facts] + courses,
+        f"program {check.uuid} ({trace.program.status}): {verdict.action.upper()} "
+        f"({verdict.reason})",
+        [(f"why: {verdict.detail}", []), (facts, []), *courses],
     )
 
 

@@ -112,8 +112,8 @@ def test_the_tree_names_every_reason(fake: FakeOpenEdx, tmp_path: Path) -> None:
         f"program {EXCLUDED} (active): NONE (program_excluded)",
         "✗ mode_mismatch: certificate mode honor does not match seat type verified",
         "✗ no_certificate: the learner has no certificate in this run",
-        "fix: credentials-consumer dlq inspect learning-certificate-lifecycle.dlq",
-        "fix: credentials-consumer replay --from-datetime ",
+        "credentials-consumer dlq inspect learning-certificate-lifecycle.dlq",
+        "credentials-consumer replay --from-datetime ",
     ):
         assert line in tree
 

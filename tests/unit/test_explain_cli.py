@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from consumer.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, main
 from tests.fakes.openedx import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeOpenEdx
@@ -13,6 +15,14 @@ from tests.fakes.openedx import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeOp
 RUN = "course-v1:OrgX+A+1T2026"
 PROGRAM = "11111111-1111-4111-8111-111111111111"
 ARGS = ["explain", "--lms-user-id", "42", "--username", "alice"]
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """``main`` configures structlog onto pytest's captured stderr: put the old set-up back."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture
