@@ -1,4 +1,4 @@
-"""The command line: ``run``, ``replay``, ``offsets``, ``check``, ``dlq``, ``schemas``.
+"""The command line: ``run``, ``replay``, ``offsets``, ``check``, ``dlq``, ``schemas``, ``explain``.
 
 Wiring happens here and nowhere else: settings are loaded once (``config.load``), then the
 decoder, handler, services, processor, dead-letter producer and engine are built
@@ -30,7 +30,7 @@ import structlog
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from consumer import __version__, config, groups, replay
+from consumer import __version__, config, explain, groups, replay
 from consumer.checks import Finding, exit_ok, kafka_findings, registry_finding
 from consumer.config import Settings
 from consumer.deadletter import DeadLetterProducer
@@ -61,6 +61,7 @@ from consumer.retry import Cancellations, Retrier
 from consumer.services.bundle import Services, build_services
 from consumer.services.check import run_checks
 from consumer.services.program_cache import CacheState
+from consumer.services.redaction import redact_text
 from consumer.topics import ensure_dead_letter_topics
 from consumer.wire import (
     Decoder,
@@ -641,6 +642,69 @@ def cmd_schemas(args: argparse.Namespace, _settings: Settings | None) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------- explain (issue 15)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Why a learner has, or lacks, a program credential: a read-only decision trace.
+
+    Loads its own settings (the services and the policy; no Kafka), reads with GETs only,
+    prints the trace (a tree, or ``--json``). A service that cannot answer is one log line
+    and exit 1; a configuration error exit 2.
+    """
+    try:
+        settings = config.load_explain(os.environ)
+    except ConfigError as error:
+        for line in str(error).splitlines():
+            print(f"credentials-consumer: configuration error: {line}", file=sys.stderr)  # noqa: T201
+        return EXIT_CONFIG
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    question = explain.Question(
+        lms_user_id=args.lms_user_id,
+        username=args.username,
+        program=args.program,
+        course_run=args.course_run,
+    )
+    judge = explain.Judge.build(
+        settings.policy,
+        settings.services.completion_source,
+        settings.certificate_dead_letter_topics,
+    )
+    services = build_services(settings.services)
+    try:
+        trace = explain.explain(services, judge, question)
+    except ConsumerError as error:
+        log.error(  # noqa: TRY400 - one clear line; a traceback adds nothing
+            "explain_failed",
+            lms_user_id=args.lms_user_id,
+            reason=error.reason,
+            error=redact_text(str(error), (args.username,)),
+        )
+        return EXIT_FAILURE
+    finally:
+        services.close()
+    if args.json:
+        print(json.dumps(trace.to_json(), indent=2, sort_keys=True))  # noqa: T201
+    else:
+        print(explain.render(trace), end="")  # noqa: T201
+    return EXIT_OK
+
+
+def _add_explain(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "explain", help="why a learner has, or lacks, a program credential (read-only)"
+    )
+    parser.add_argument("--lms-user-id", type=int, required=True, help="the learner's LMS id")
+    parser.add_argument(
+        "--username", required=True, help="the learner's username (Credentials keys by it)"
+    )
+    parser.add_argument("--program", metavar="UUID", help="only this program")
+    parser.add_argument(
+        "--course-run", metavar="KEY", help="also: course-certificate sync and CAD of this run"
+    )
+    parser.add_argument("--json", action="store_true", help="print the trace as JSON")
+
+
 # ---------------------------------------------------------------------------- parsing
 
 
@@ -696,6 +760,7 @@ def _parser() -> argparse.ArgumentParser:
     schemas = commands.add_parser("schemas", help="list consumed event types or print a schema")
     schemas.add_argument("event_type", nargs="?")
     schemas.set_defaults(func=cmd_schemas, services=False)
+    _add_explain(commands)
     return parser
 
 
@@ -833,6 +898,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "schemas":
         return cmd_schemas(args, None)
+    if args.command == "explain":
+        return cmd_explain(args)
     command: Callable[[argparse.Namespace, Settings], int] = args.func
     try:
         settings = load_settings(args, os.environ)

@@ -595,3 +595,47 @@ def load(env: Mapping[str, str], *, with_services: bool = True) -> Settings:
     if source.errors:
         raise ConfigErrors(source.errors)
     return settings
+
+
+# ---------------------------------------------------------------------------- explain
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExplainSettings:
+    """What ``explain`` needs: the services it reads and the policy it judges by. No Kafka.
+
+    ``certificate_dead_letter_topics`` only names topics in the fixes the trace suggests.
+    """
+
+    policy: Policy
+    services: ServiceSettings
+    certificate_dead_letter_topics: tuple[str, ...]
+    log_format: str = "json"
+    log_level: str = "INFO"
+
+
+def load_explain(env: Mapping[str, str]) -> ExplainSettings:
+    """Read the settings ``explain`` uses; raise ``ConfigErrors`` listing every bad one.
+
+    The service variables are required (``CONSUMER_DRY_RUN`` does not apply: explain only
+    reads); Kafka's are not read, except the topic names the suggested fixes mention.
+    """
+    source = _Env(env)
+    services = _services(source, pool_size=2)
+    prefix = _text(source, "EVENT_BUS_TOPIC_PREFIX")
+    suffix = _text(source, "CONSUMER_DEAD_LETTER_TOPIC_SUFFIX", ".dlq") or ".dlq"
+    topics = _list(source, "CONSUMER_TOPICS", DEFAULT_TOPICS) or DEFAULT_TOPICS
+    certificate_topics = [topic for topic in topics if "certificate" in topic] or list(topics)
+    settings = ExplainSettings(
+        policy=_policy(source, programs_enabled=services.discovery_url is not None),
+        services=services,
+        certificate_dead_letter_topics=tuple(
+            f"{prefix}-{topic}{suffix}" if prefix else f"{topic}{suffix}"
+            for topic in certificate_topics
+        ),
+        log_format=_choice(source, "CONSUMER_LOG_FORMAT", "json", ("json", "console")),
+        log_level=_choice(source, "CONSUMER_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
+    )
+    if source.errors:
+        raise ConfigErrors(source.errors)
+    return settings

@@ -25,7 +25,7 @@ held runs could complete. With ``"lms"`` the LMS certificates list is the whole 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -50,7 +50,7 @@ from consumer.errors import (
     TransientError,
 )
 from consumer.events import Learner
-from consumer.programs import PassingCertificate, Program
+from consumer.programs import LearnerCertificate, PassingCertificate, Program
 from consumer.services.bundle import Services
 from consumer.services.credentials import ProgramWrite
 from consumer.services.program_cache import ProgramCache
@@ -155,10 +155,6 @@ def _worst(
     return summary
 
 
-def _sorted(certificates: Iterable[PassingCertificate]) -> tuple[PassingCertificate, ...]:
-    return tuple(sorted(certificates, key=lambda cert: (cert.course_run, cert.mode)))
-
-
 def _learner_result(
     command: AwardPrograms | RevokePrograms, status: Status, reason: str | None
 ) -> EffectResult:
@@ -238,11 +234,7 @@ class Effects:
         if rules.awarding_disabled(self._excluded):
             return result("skipped", "programs_without_certificates_all")
         username = command.learner.username
-        own = (
-            PassingCertificate(course_run=command.course_run, mode=command.mode)
-            if rules.is_passing_status(command.status)
-            else None
-        )
+        own = rules.event_certificate(command.course_run, command.mode, command.status)
         passing, candidates = self._completion(username, own, cache, request_id)
         if not passing:
             return result("skipped", "no_completed_programs")
@@ -279,31 +271,32 @@ class Effects:
             return (), ()
         candidates = rules.completable_programs(cache.programs_for_runs(runs), runs)
         needed = frozenset(run for program in candidates for run in program.run_keys())
-        others = self._lms_passing(username, (needed & held) - mine, request_id)
-        return ((own,) if own is not None else ()) + others, candidates
+        found = self._lms_certificates(username, (needed & held) - mine, request_id)
+        passing = rules.counted_certificates(found, source="credentials", held_runs=held, own=own)
+        return passing, candidates
 
-    def _lms_passing(
+    def _lms_certificates(
         self, username: str, runs: frozenset[str], request_id: str
-    ) -> tuple[PassingCertificate, ...]:
-        """The learner's passing certificates in ``runs``, with the LMS's modes.
+    ) -> tuple[LearnerCertificate, ...]:
+        """The learner's LMS certificates in ``runs``, with the LMS's modes and statuses.
 
         The list first (passing, viewable only); a run it leaves out is read on its own
-        (not yet viewable), and counts only with a passing status.
+        (not yet viewable, or not passing). ``rules.counted_certificates`` judges them.
         """
         if not runs:
             return ()
         lms = self._services.lms
         listed = {
-            cert.course_id: cert
+            cert.course_id: cert.as_learner(listed=True)
             for cert in lms.certificates(username=username, request_id=request_id)
             if cert.course_id in runs
         }
-        found = [cert.as_passing() for cert in listed.values() if cert.passing]
+        found = list(listed.values())
         for run in sorted(runs - listed.keys()):
             cert = lms.certificate(username=username, course_run=run, request_id=request_id)
-            if cert is not None and cert.passing:
-                found.append(cert.as_passing())
-        return _sorted(found)
+            if cert is not None:
+                found.append(cert.as_learner(listed=False))
+        return tuple(found)
 
     def _completion_from_lms(
         self,
@@ -313,16 +306,12 @@ class Effects:
         request_id: str,
     ) -> tuple[tuple[PassingCertificate, ...], tuple[Program, ...]]:
         """The LMS certificates list, with the event's own certificate for its run."""
-        by_run = {
-            cert.course_run: cert
-            for cert in self._services.lms.passing_certificates(
-                username=username, request_id=request_id
-            )
-        }
-        if own is not None:
-            by_run[own.course_run] = own
-        passing = _sorted(by_run.values())
-        return passing, cache.programs_for_runs(by_run)
+        listed = tuple(
+            cert.as_learner(listed=True)
+            for cert in self._services.lms.certificates(username=username, request_id=request_id)
+        )
+        passing = rules.counted_certificates(listed, source="lms", held_runs=frozenset(), own=own)
+        return passing, cache.programs_for_runs(cert.course_run for cert in passing)
 
     def _revoke_programs(self, command: RevokePrograms, request_id: str) -> EffectResult:
         def result(status: Status, reason: str | None) -> EffectResult:

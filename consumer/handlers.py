@@ -37,7 +37,16 @@ from consumer.errors import InvalidEventError
 from consumer.events import CatalogInfoChanged, CertificateEvent, Event, EventType
 from consumer.rules import ProgramExclusion, Skip
 
-__all__ = ["Handled", "Handler", "Policy", "Skip", "handle", "make_handler"]
+__all__ = [
+    "Handled",
+    "Handler",
+    "Policy",
+    "Skip",
+    "award_gate",
+    "handle",
+    "make_handler",
+    "revoke_gate",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,15 +145,30 @@ def _course_sync_step(policy: Policy, *, revoke: bool) -> _Step:
 _PROGRAMS_NOT_CONFIGURED = Skip(
     "programs_not_configured", "COURSE_CATALOG_API_URL is not set: programs are not handled"
 )
+_PROGRAMS_WITHOUT_CERTIFICATES_ALL = Skip(
+    "programs_without_certificates_all", "PROGRAMS_WITHOUT_CERTIFICATES is ALL"
+)
+
+
+def award_gate(policy: Policy) -> Skip | None:
+    """Why the policy turns program awards off, or None (seed: return on ALL)."""
+    if not policy.programs_enabled:
+        return _PROGRAMS_NOT_CONFIGURED
+    if rules.awarding_disabled(policy.programs_without_certificates):
+        return _PROGRAMS_WITHOUT_CERTIFICATES_ALL
+    return None
+
+
+def revoke_gate(policy: Policy) -> Skip | None:
+    """Why the policy turns program revocations off, or None (the seed's ignore ALL)."""
+    return None if policy.programs_enabled else _PROGRAMS_NOT_CONFIGURED
 
 
 def _award_step(policy: Policy) -> _Step:
-    """AwardPrograms, unless programs are off or all are excluded (seed: return on ALL)."""
-    if not policy.programs_enabled:
-        return lambda _event: _PROGRAMS_NOT_CONFIGURED
-    if rules.awarding_disabled(policy.programs_without_certificates):
-        excluded = Skip("programs_without_certificates_all", "PROGRAMS_WITHOUT_CERTIFICATES is ALL")
-        return lambda _event: excluded
+    """AwardPrograms, unless ``award_gate`` says why not."""
+    gate = award_gate(policy)
+    if gate is not None:
+        return lambda _event: gate
     return lambda event: AwardPrograms(
         learner=event.learner,
         course_run=str(event.course_key),
@@ -154,9 +178,10 @@ def _award_step(policy: Policy) -> _Step:
 
 
 def _revoke_step(policy: Policy) -> _Step:
-    """RevokePrograms, unless programs are off (the seed's revocation ignores the ALL list)."""
-    if not policy.programs_enabled:
-        return lambda _event: _PROGRAMS_NOT_CONFIGURED
+    """RevokePrograms, unless ``revoke_gate`` says why not."""
+    gate = revoke_gate(policy)
+    if gate is not None:
+        return lambda _event: gate
     return lambda event: RevokePrograms(learner=event.learner, course_run=str(event.course_key))
 
 

@@ -14,14 +14,20 @@ username, e-mail or full name.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
 
 from consumer.commands import CredentialStatus
 from consumer.events import Pacing
-from consumer.programs import PassingCertificate, Program, ProgramCourse
+from consumer.programs import (
+    CompletionSource,
+    LearnerCertificate,
+    PassingCertificate,
+    Program,
+    ProgramRun,
+)
 
 # ---------------------------------------------------------------------------- modes
 
@@ -176,31 +182,215 @@ def certificate_mode(mode: str) -> str:
     return "professional" if mode == "no-id-professional" else mode
 
 
-def _earned(certificates: Iterable[PassingCertificate]) -> frozenset[tuple[str, str]]:
-    return frozenset((cert.course_run, certificate_mode(cert.mode)) for cert in certificates)
+def event_certificate(course_run: str, mode: str, status: str) -> PassingCertificate | None:
+    """The certificate of a certificate event as completion counts it, or None if not passing.
 
-
-def _is_course_complete(course: ProgramCourse, earned: frozenset[tuple[str, str]]) -> bool:
-    # A run with no seat type (None) is never in ``earned``: certificate modes are strings.
-    return any((run.key, run_seat_type(run.seat_type)) in earned for run in course.runs)
-
-
-def _is_complete(program: Program, earned: frozenset[tuple[str, str]]) -> bool:
-    # ``all`` of nothing is True, so a program without courses is excluded explicitly
-    # (the seed's available date stays None for it).
-    return bool(program.courses) and all(
-        _is_course_complete(course, earned) for course in program.courses
+    The event's mode is authoritative for its run (ADR 0007); only a passing status counts.
+    """
+    return (
+        PassingCertificate(course_run=course_run, mode=mode) if is_passing_status(status) else None
     )
 
 
-def is_program_complete(program: Program, certificates: Iterable[PassingCertificate]) -> bool:
-    """Whether the certificates complete the program (seed: ``_available_date_for_program``).
+def completion_skip(
+    certificate: LearnerCertificate | None, *, source: CompletionSource, held: bool
+) -> Skip | None:
+    """Why completion does not count the learner's LMS certificate in a run; None if it does.
 
-    Every course needs one run whose translated seat type equals the translated mode of a
-    passing certificate in that run; a program with no courses is never complete.
-    ``certificates`` must already be passing ones (the caller's source filters them).
+    ``held``: Credentials holds an awarded ``course-run`` credential for the run. With the
+    ``credentials`` source only held runs count (ADR 0007: which runs from Credentials, modes
+    from the LMS); with ``lms`` only certificates the LMS *lists* (viewable ones). Either way
+    the status must be passing (seed: ``PASSED_STATUSES``). The event's own certificate is
+    not judged here (``counted_certificates`` adds it).
     """
-    return _is_complete(program, _earned(certificates))
+    if certificate is None:
+        return _NO_CERTIFICATE
+    if not is_passing_status(certificate.status):
+        return Skip(
+            "certificate_not_passing",
+            f"the certificate's status {certificate.status} is not passing",
+        )
+    if source == "credentials" and not held:
+        return Skip(
+            "not_in_credentials",
+            "Credentials holds no awarded course-run credential for this run, and completion "
+            "takes the learner's runs from there (CONSUMER_COMPLETION_SOURCE=credentials)",
+        )
+    if source == "lms" and not certificate.listed:
+        return Skip(
+            "certificate_not_viewable",
+            "the LMS lists certificates only once viewable, and completion takes them from "
+            "that list (CONSUMER_COMPLETION_SOURCE=lms)",
+        )
+    return None
+
+
+_NO_CERTIFICATE: Final = Skip("no_certificate", "the learner has no certificate in this run")
+
+
+def counted_certificates(
+    certificates: Iterable[LearnerCertificate],
+    *,
+    source: CompletionSource,
+    held_runs: frozenset[str],
+    own: PassingCertificate | None = None,
+) -> tuple[PassingCertificate, ...]:
+    """The passing certificates completion counts, sorted by run and mode.
+
+    Those ``completion_skip`` lets through, with the event's own certificate (``own``, from
+    ``event_certificate``) replacing whatever the sources say of its run.
+    """
+    by_run = {
+        cert.course_run: cert.as_passing()
+        for cert in certificates
+        if completion_skip(cert, source=source, held=cert.course_run in held_runs) is None
+    }
+    if own is not None:
+        by_run[own.course_run] = own
+    return tuple(sorted(by_run.values(), key=lambda cert: (cert.course_run, cert.mode)))
+
+
+@dataclass(frozen=True, slots=True)
+class RunCheck:
+    """Whether one program run completes its course for the learner; ``reason`` says why not.
+
+    ``mode`` is the counted certificate's mode as the learner holds it (None without one);
+    ``seat_type`` is Discovery's, before translation.
+    """
+
+    key: str
+    seat_type: str | None
+    mode: str | None = None
+    reason: str | None = None
+    detail: str = ""
+
+    @property
+    def complete(self) -> bool:
+        """The learner's certificate in this run completes the course."""
+        return self.reason is None
+
+
+@dataclass(frozen=True, slots=True)
+class CourseCheck:
+    """A program course: complete when any of its runs is."""
+
+    key: str
+    runs: tuple[RunCheck, ...]
+
+    @property
+    def complete(self) -> bool:
+        """Any run completes the course."""
+        return any(run.complete for run in self.runs)
+
+    @property
+    def reason(self) -> str | None:
+        """``course_incomplete`` (each run says why), or None."""
+        return None if self.complete else "course_incomplete"
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramCheck:
+    """Whether the learner completed a program, course by course; ``reason`` says why not.
+
+    ``uuid`` is canonical (``canonical_uuid``).
+    """
+
+    uuid: str
+    courses: tuple[CourseCheck, ...]
+    reason: str | None = None
+    detail: str = ""
+
+    @property
+    def complete(self) -> bool:
+        """Every course is complete (and there is at least one)."""
+        return self.reason is None
+
+
+def _modes_by_run(certificates: Iterable[PassingCertificate]) -> dict[str, list[str]]:
+    modes: dict[str, list[str]] = {}
+    for cert in certificates:
+        modes.setdefault(cert.course_run, []).append(cert.mode)
+    return modes
+
+
+def _translation(mode: str, seat_type: str) -> str:
+    translated, required = certificate_mode(mode), run_seat_type(seat_type)
+    if (translated, required) == (mode, seat_type):
+        return ""
+    return f" (translated: {translated} vs {required})"
+
+
+def _check_run(
+    run: ProgramRun, modes: Mapping[str, list[str]], skips: Mapping[str, Skip]
+) -> RunCheck:
+    held = modes.get(run.key, ())
+    required = run_seat_type(run.seat_type)
+    if run.seat_type is None or required is None:
+        return RunCheck(
+            run.key,
+            None,
+            held[0] if held else None,
+            "run_without_seat_type",
+            "the run has no seat type in Discovery: no certificate can match it",
+        )
+    if not held:
+        skip = skips.get(run.key, _NO_CERTIFICATE)
+        return RunCheck(run.key, run.seat_type, None, skip.reason, skip.detail)
+    for mode in held:
+        if certificate_mode(mode) == required:
+            return RunCheck(run.key, run.seat_type, mode)
+    mode = held[0]
+    return RunCheck(
+        run.key,
+        run.seat_type,
+        mode,
+        "mode_mismatch",
+        f"certificate mode {mode} does not match seat type {run.seat_type}"
+        + _translation(mode, run.seat_type),
+    )
+
+
+def _check(
+    program: Program, modes: Mapping[str, list[str]], skips: Mapping[str, Skip]
+) -> ProgramCheck:
+    courses = tuple(
+        CourseCheck(course.key, tuple(_check_run(run, modes, skips) for run in course.runs))
+        for course in program.courses
+    )
+    uuid_ = canonical_uuid(program.uuid)
+    if not courses:
+        # ``all`` of nothing is True: the seed's available date stays None for such a program.
+        return ProgramCheck(uuid_, courses, "no_courses", "the program has no courses")
+    missing = [course.key or "(no key)" for course in courses if not course.complete]
+    if missing:
+        return ProgramCheck(
+            uuid_, courses, "course_incomplete", f"incomplete courses: {', '.join(missing)}"
+        )
+    return ProgramCheck(uuid_, courses)
+
+
+def check_program(
+    program: Program,
+    certificates: Iterable[PassingCertificate],
+    *,
+    skips: Mapping[str, Skip] | None = None,
+) -> ProgramCheck:
+    """Judge the program against the counted certificates, with a reason at every level.
+
+    Seed: ``ProgramProgressMeter`` / ``_available_date_for_program``. A run completes its
+    course when a certificate in it has a mode that, translated, equals the run's translated
+    seat type (``run_without_seat_type``, ``no_certificate``, ``mode_mismatch`` otherwise); a
+    course is complete when any run is; a program when every course is, and never without
+    courses (``no_courses``, ``course_incomplete``). ``certificates`` are the counted ones
+    (``counted_certificates``); ``skips`` may say, per run, why none counts there
+    (``completion_skip``), instead of the plain ``no_certificate``.
+    """
+    return _check(program, _modes_by_run(certificates), skips or {})
+
+
+def is_program_complete(program: Program, certificates: Iterable[PassingCertificate]) -> bool:
+    """Whether the certificates complete the program (``check_program(...).complete``)."""
+    return check_program(program, certificates).complete
 
 
 def is_passing_status(status: str) -> bool:
@@ -233,11 +423,12 @@ def completed_programs(
 ) -> tuple[str, ...]:
     """Return the UUIDs of the programs the certificates complete, sorted and canonical.
 
-    Evaluated over every program, which equals the DESIGN's "programs containing any
-    completed run": a program with no completed run cannot be complete.
+    ``check_program`` for each; evaluated over every program, which equals the DESIGN's
+    "programs containing any completed run": a program with no completed run cannot be
+    complete.
     """
-    earned = _earned(certificates)
-    return tuple(sorted({canonical_uuid(p.uuid) for p in programs if _is_complete(p, earned)}))
+    modes = _modes_by_run(certificates)
+    return tuple(sorted({check.uuid for p in programs if (check := _check(p, modes, {})).complete}))
 
 
 def canonical_uuid(value: str) -> str:
@@ -264,18 +455,77 @@ def awarding_disabled(excluded: ProgramExclusion) -> bool:
     return any(value.strip().lower() == "all" for value in excluded)
 
 
+def award_skip(
+    program_uuid: str, *, awarded: Iterable[str], excluded: ProgramExclusion
+) -> Skip | None:
+    """Why a completed program is not awarded, or None to award it.
+
+    Seed order (``award_program_certificates``): ``ALL`` returns early
+    (``programs_without_certificates_all``); then programs already awarded are dropped
+    (``already_awarded``); then those in the list (``program_excluded``). UUIDs compare in
+    canonical spelling.
+    """
+    return _award_skip(
+        canonical_uuid(program_uuid),
+        awarded=_canonical_set(awarded),
+        excluded=_canonical_set(excluded) if not isinstance(excluded, str) else frozenset(),
+        disabled=awarding_disabled(excluded),
+    )
+
+
+def _canonical_set(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(canonical_uuid(value) for value in values)
+
+
+def _award_skip(
+    program_uuid: str, *, awarded: frozenset[str], excluded: frozenset[str], disabled: bool
+) -> Skip | None:
+    if disabled:
+        return Skip("programs_without_certificates_all", "PROGRAMS_WITHOUT_CERTIFICATES is ALL")
+    if program_uuid in awarded:
+        return Skip("already_awarded", "Credentials already holds this program credential")
+    if program_uuid in excluded:
+        return Skip("program_excluded", "the program is in PROGRAMS_WITHOUT_CERTIFICATES")
+    return None
+
+
 def programs_to_award(
     completed: Iterable[str], awarded: Iterable[str], excluded: ProgramExclusion
 ) -> tuple[str, ...]:
     """Return completed minus awarded minus excluded, sorted (seed: ``award_program_certificates``).
 
-    Nothing when ``excluded`` is ``ALL``. UUIDs come back in canonical spelling, so the
-    answer does not depend on which spelling of a program was seen first.
+    The completed programs ``award_skip`` lets through. Nothing when ``excluded`` is ``ALL``.
+    UUIDs come back in canonical spelling, so the answer does not depend on which spelling of
+    a program was seen first.
     """
     if awarding_disabled(excluded):
         return ()
-    skip = {canonical_uuid(value) for value in (*awarded, *excluded)}
-    return tuple(sorted({canonical_uuid(value) for value in completed} - skip))
+    held, skip = _canonical_set(awarded), _canonical_set(excluded)
+    return tuple(
+        sorted(
+            uuid_
+            for uuid_ in _canonical_set(completed)
+            if _award_skip(uuid_, awarded=held, excluded=skip, disabled=False) is None
+        )
+    )
+
+
+def revoke_skip(program: Program, course_run: str, awarded: Iterable[str]) -> Skip | None:
+    """Why a revoked run's certificate does not revoke the program, or None to revoke it.
+
+    Seed: ``revoke_program_certificates`` (programs containing the run ∩ awarded programs):
+    ``run_not_in_program``, ``program_not_awarded``. Completion through another run of the
+    same course is not re-checked: that is the seed's behaviour, kept on purpose.
+    """
+    return _revoke_skip(program, course_run, _canonical_set(awarded))
+
+
+def _revoke_skip(program: Program, course_run: str, awarded: frozenset[str]) -> Skip | None:
+    if course_run not in program.run_keys():
+        return Skip("run_not_in_program", f"the program does not contain {course_run}")
+    if canonical_uuid(program.uuid) not in awarded:
+        return Skip("program_not_awarded", "Credentials holds no awarded credential of the program")
+    return None
 
 
 def programs_to_revoke(
@@ -283,12 +533,14 @@ def programs_to_revoke(
 ) -> tuple[str, ...]:
     """Return the awarded programs that contain the run, sorted, in canonical spelling.
 
-    Seed: ``revoke_program_certificates`` (programs containing the run ∩ awarded programs).
-    Completion through another run of the same course is not re-checked: that is the seed's
-    behaviour, kept on purpose.
+    The programs ``revoke_skip`` lets through.
     """
-    containing = {canonical_uuid(p.uuid) for p in programs if course_run in p.run_keys()}
-    return tuple(sorted(containing & {canonical_uuid(value) for value in awarded}))
+    held = _canonical_set(awarded)
+    return tuple(
+        sorted(
+            {canonical_uuid(p.uuid) for p in programs if _revoke_skip(p, course_run, held) is None}
+        )
+    )
 
 
 # ============================================================================ CAD
@@ -307,6 +559,27 @@ class AvailableDate:
     value: datetime | None
     behavior: str | None
     fallback: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why this date, snake_case: ``self_paced`` or the behaviour applied."""
+        return self.behavior or "self_paced"
+
+    @property
+    def detail(self) -> str:
+        """Why this date, for people (with the assumption, when one was made)."""
+        why = _DATE_DETAIL[self.reason]
+        if self.fallback:
+            why += f" (behaviour assumed end: {self.fallback.replace('_', ' ')})"
+        return why
+
+
+_DATE_DETAIL: Final = {
+    "self_paced": "self-paced: certificates are available at once, no date",
+    EARLY_NO_INFO: "display behaviour early_no_info: no date",
+    END_WITH_DATE: "display behaviour end_with_date: the course's certificate available date",
+    END: "display behaviour end: the course end",
+}
 
 
 def certificate_available_date(

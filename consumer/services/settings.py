@@ -20,18 +20,11 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-CompletionSource = Literal["credentials", "lms"]
-"""Where a learner's passing certificates come from when computing program completion.
+from consumer.programs import CompletionSource
 
-``credentials`` (default): Credentials' own ``course-run`` credentials with
-``status=awarded`` and no ``only_visible`` — closest to the seed, sees certificates
-before they are viewable, but misses runs of orgs whose course sync is disabled.
-``lms``: the LMS certificates list — sees every org, but only courses whose certificates
-are already viewable.
-"""
+__all__ = ["CompletionSource", "ServiceSettings", "mask_userinfo"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
