@@ -32,11 +32,20 @@ from confluent_kafka.admin import AdminClient
 
 from consumer import __version__, config, explain, groups, replay
 from consumer.checks import Finding, exit_ok, kafka_findings, registry_finding
-from consumer.config import Settings
-from consumer.deadletter import DeadLetterProducer
-from consumer.dlq import inspect_topic
+from consumer.config import Settings, consumer_config
+from consumer.deadletter.inspect import inspect_topic
+from consumer.deadletter.producer import DeadLetterProducer
+from consumer.deadletter.topics import ensure_dead_letter_topics
 from consumer.effects import Effects
-from consumer.engine import Bounds, Engine, FailureSink, Limiter, Processor, consumer_config
+from consumer.engine import (
+    Bounds,
+    Engine,
+    FailureSink,
+    HeldFailures,
+    Limiter,
+    LoggedFailures,
+    Processor,
+)
 from consumer.errors import ConfigError, ConsumerError
 from consumer.events import Event, EventType
 from consumer.guard import ServiceGuard, configured_services
@@ -62,7 +71,6 @@ from consumer.services.bundle import Services, build_services
 from consumer.services.check import run_checks
 from consumer.services.program_cache import CacheState
 from consumer.services.redaction import redact_text
-from consumer.topics import ensure_dead_letter_topics
 from consumer.wire import (
     Decoder,
     LocalWriterSchemas,
@@ -188,7 +196,7 @@ def _build_engine(
     topics: Sequence[str],
     group_id: str,
     dry_run: bool,
-    sink: FailureSink | None,
+    sink: FailureSink,
     metrics: Metrics,
     health: Health,
     stop_when_idle: float | None,
@@ -268,7 +276,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         if not settings.dry_run:
             ensure_dead_letter_topics(admin, settings.kafka)
     with ExitStack() as stack:
-        sink: FailureSink | None = None
+        sink: FailureSink
         if not settings.dry_run:
             sink = DeadLetterProducer(
                 _client_config(settings),
@@ -276,7 +284,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 group=settings.kafka.group_id,
             )
         else:
-            sink = _LoggedFailures()
+            sink = LoggedFailures()
         metrics.expect_topics(
             settings.kafka.full_topics,
             ()
@@ -299,25 +307,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if server is not None:
         server.shutdown()
     return EXIT_OK
-
-
-class _LoggedFailures:
-    """Dry-run stand-in for the dead-letter producer: log the failure, write nothing."""
-
-    def topic_for(self, source_topic: str) -> str:
-        """Where the record would have gone."""
-        return f"{source_topic} (dry-run: not written)"
-
-    def send(self, record: object, failure: object, delivered: Callable[[None], None]) -> None:  # noqa: ARG002
-        """Acknowledge at once: the log line (from the engine) is the dry-run's record."""
-        delivered(None)
-
-    def poll(self, timeout: float = 0.0) -> None:
-        """Nothing to serve."""
-
-    def flush(self, timeout: float) -> int:  # noqa: ARG002
-        """Nothing outstanding."""
-        return 0
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -374,7 +363,7 @@ def cmd_dlq_redrive(args: argparse.Namespace, settings: Settings) -> int:
             topics=[args.topic],
             group_id=group,
             dry_run=settings.dry_run,
-            sink=None,
+            sink=HeldFailures(),
             metrics=metrics,
             health=health,
             stop_when_idle=args.idle_seconds,
@@ -516,7 +505,7 @@ def _run_replay(
         )
         with ExitStack() as stack:
             sink: FailureSink = (
-                _LoggedFailures()
+                LoggedFailures()
                 if settings.dry_run
                 else DeadLetterProducer(
                     _client_config(settings),

@@ -24,7 +24,7 @@ from confluent_kafka import KafkaError
 
 from consumer.circuit import Breakers
 from consumer.config import EngineSettings
-from consumer.engine import Engine
+from consumer.engine import Engine, HeldFailures
 from consumer.errors import AvroDecodeError, RegistryUnavailableError
 from consumer.events import CertificateEvent, Event, EventMeta, EventType, Learner, parse_course_key
 from consumer.observability import Metrics
@@ -203,10 +203,11 @@ class FakeSink:
 
     def send(
         self, record: Record, failure: Failed, delivered: Callable[[KafkaError | None], None]
-    ) -> None:
+    ) -> bool:
         with self._lock:
             self.sent.append((record, failure))
             self._pending.append(delivered)
+        return True
 
     def poll(self, timeout: float = 0.0) -> None:  # noqa: ARG002 - the protocol's
         with self._lock:
@@ -308,7 +309,7 @@ class Engines:
             topics=[TOPIC],
             decoder=decoder,
             processor=processor,
-            sink=sink,
+            sink=sink or HeldFailures(),
             settings=EngineSettings(
                 **{"max_in_flight": 8, "commit_interval_seconds": 0.0, **settings}
             ),

@@ -13,13 +13,15 @@ import pytest
 from consumer.circuit import Breakers, Cause, CircuitBreaker, State
 from consumer.config import RetrySettings
 from consumer.errors import (
+    Cancelled,
     CircuitOpenError,
     DecodeError,
     PermanentError,
+    RetriesExhausted,
     ServiceUnavailableError,
     TransientError,
 )
-from consumer.retry import Cancellations, Cancelled, Retrier, RetriesExhausted
+from consumer.retry import Cancellations, Retrier
 from tests.support.clock import FakeClock
 
 SERVICE = "credentials"
