@@ -154,8 +154,18 @@ class Failures:
                 return True
         return False
 
-    def fail(self, letter: DeadLetter) -> None:
-        """Send ``letter``; its offset is done once the sink acknowledges it."""
+    def fail(
+        self, record: Record, failure: Failed, *, event_type: str, event_id: str | None = None
+    ) -> None:
+        """Send ``record`` (of a partition owned now); it is done once the sink acknowledges it.
+
+        ``event_type`` is its metric label; ``event_id`` None: the record did not decode.
+        """
+        generation = self._partitions.generation((record.topic, record.partition))
+        assert generation is not None, "a record of a partition not assigned cannot fail"
+        self._send(DeadLetter(record, failure, generation, event_type, event_id))
+
+    def _send(self, letter: DeadLetter) -> None:
         key = (letter.tp, letter.generation)
         topic = self._sink.topic_for(letter.record.topic)
         self._unacknowledged[key] += 1
@@ -191,7 +201,7 @@ class Failures:
         self._resends = [(at, letter) for at, letter in self._resends if at > now]
         for letter in due:
             if self._partitions.is_current(letter.tp, letter.generation):
-                self.fail(letter)
+                self._send(letter)
 
     def poll(self) -> None:
         """Serve delivery reports now."""

@@ -25,11 +25,8 @@ start no other; the HTTP guard refuses the rest).
 An exception a worker did not turn into an outcome is a bug: the loop commits what is done
 and re-raises, so the process exits non-zero and is restarted, instead of stalling.
 
-The loop keeps intake, rebalancing, drain and shutdown; the state it drives lives in
-parts that own it (ADR 0012): ``partitions`` (generations, pauses, registry blocks, what
-to commit), ``commits`` (sending it), ``workers`` (lanes, pool, completions, rate limit),
-``failures`` (dead-letter acknowledgements and resends), ``accounting`` (logs, metrics,
-tally).
+The loop keeps intake, rebalancing, drain and shutdown; the state it drives lives in the
+parts that own it (see the package's docstring and ADR 0012).
 
 Two optional parts, handed in by the CLI: a ``Limiter`` (``CONSUMER_MAX_RATE``) that an
 event must get a token from before it starts, and ``Bounds`` (``replay``): the partitions
@@ -42,7 +39,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, assert_never
+from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -51,7 +48,7 @@ from consumer.circuit import Breakers
 from consumer.config import EngineSettings
 from consumer.engine.accounting import Accounting, Tally, event_context, event_type_label
 from consumer.engine.commits import Commits
-from consumer.engine.failures import DeadLetter, Failures, FailureSink
+from consumer.engine.failures import Failures, FailureSink
 from consumer.engine.partitions import Bounds, Intake, Partitions
 from consumer.engine.workers import Limiter, Processor, Workers, WorkItem
 from consumer.errors import DecodeError, RegistryUnavailableError, WorkerCrashedError
@@ -177,7 +174,7 @@ class Engine:
         if self._idle_for_long_enough():
             self.request_stop(f"idle for {self._stop_when_idle}s")
             return
-        if self._bounds is not None and self._range_done():
+        if self._bounds is not None and self._partitions.range_done() and self._failures.idle():
             self.completed = True
             self.request_stop("range done")
             return
@@ -215,7 +212,7 @@ class Engine:
             return
         except DecodeError as poison:
             failure = self._accounting.undecodable(record, poison)
-            self._fail(record, failure, event_type_label(record), event_id=None)
+            self._failures.fail(record, failure, event_type=event_type_label(record))
             return
         self._partitions.decoded(tp)
         generation = self._partitions.generation(tp)
@@ -260,22 +257,12 @@ class Engine:
             if not self._partitions.is_current(item.tp, item.generation):
                 self._accounting.ignored(record, event, outcome)
                 return
-            match outcome:
-                case Applied() | Skipped():
-                    self._partitions.done(item.tp, item.generation, record.offset)
-                    self._accounting.finished(record, event, outcome, elapsed=item.elapsed)
-                case Failed():
-                    self._accounting.finished(record, event, outcome, elapsed=item.elapsed)
-                    self._fail(record, outcome, str(event.meta.type), event_id=event.meta.id)
-                case Abandoned():
-                    self._accounting.finished(record, event, outcome, elapsed=item.elapsed)
-                case _:
-                    assert_never(outcome)
-
-    def _fail(self, record: Record, failure: Failed, event_type: str, event_id: str | None) -> None:
-        generation = self._partitions.generation((record.topic, record.partition))
-        assert generation is not None
-        self._failures.fail(DeadLetter(record, failure, generation, event_type, event_id))
+            if isinstance(outcome, Applied | Skipped):
+                self._partitions.done(item.tp, item.generation, record.offset)
+            self._accounting.finished(record, event, outcome, elapsed=item.elapsed)
+            if isinstance(outcome, Failed):  # logged as failed first, then dead-lettered
+                event_type = str(event.meta.type)
+                self._failures.fail(record, outcome, event_type=event_type, event_id=event.meta.id)
 
     def _stop_work(self, which: Callable[[WorkItem], bool]) -> None:
         """Nothing ``which`` selects starts from now on; its running items are cancelled."""
@@ -322,10 +309,6 @@ class Engine:
         if self._idle_since is None:
             self._idle_since = now
         return now - self._idle_since >= self._stop_when_idle
-
-    def _range_done(self) -> bool:
-        """Bounded: every partition consumed to its end and done up to it."""
-        return self._partitions.range_done() and self._failures.idle()
 
     def _update_gauges(self) -> None:
         self._accounting.gauges(

@@ -262,7 +262,7 @@ def test_send_keeps_key_value_and_original_headers(
     """The dead-letter record has the same key and value bytes and the original headers first."""
     sink, fake = producer
     _, delivered = collector()
-    sink.send(source(), failure(), delivered)
+    assert sink.send(source(), failure(), delivered)  # True: ``delivered`` will report
     (message,) = fake.produced
     assert message["topic"] == "prod-learning-certificate-lifecycle.dlq"
     assert message["key"] == source().key
