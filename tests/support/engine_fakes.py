@@ -24,7 +24,7 @@ from confluent_kafka import KafkaError
 
 from consumer.circuit import Breakers
 from consumer.config import EngineSettings
-from consumer.engine import Engine, HeldFailures
+from consumer.engine import Engine, HeldFailures, Limiter
 from consumer.errors import AvroDecodeError, RegistryUnavailableError
 from consumer.events import CertificateEvent, Event, EventMeta, EventType, Learner, parse_course_key
 from consumer.observability import Metrics
@@ -297,6 +297,7 @@ class Engines:
         clock: FakeClock | None = None,
         breakers: Breakers | None = None,
         stop_when_idle: float | None = None,
+        limiter: Limiter | None = None,
         **settings: Any,
     ) -> Running:
         """Build an engine on these fakes (commits every turn, 8 workers) and run it."""
@@ -316,6 +317,7 @@ class Engines:
             metrics=metrics,
             breakers=breakers,
             stop_when_idle=stop_when_idle,
+            limiter=limiter,
             clock=clock,
             consumer_factory=consumer.factory,
         )

@@ -10,7 +10,7 @@ one event to the next.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -52,7 +52,7 @@ def engines() -> Iterator[Engines]:
 
 def run_three_events(
     engines: Engines, *, sink: FakeSink | None
-) -> tuple[list[dict[str, Any]], dict[int, str]]:
+) -> tuple[list[MutableMapping[str, Any]], dict[int, str]]:
     """Applied, failed and poison records through an engine; its lines and ids by offset."""
     consumer = MemoryConsumer()
     ids = {send(consumer, P0, event_id, learner=7): event_id for event_id in ("e0", "e1")}
