@@ -8,6 +8,7 @@ that the service is up for others never do, whatever their ``Retry-After``.
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from collections.abc import Iterator
@@ -130,8 +131,10 @@ def test_a_service_user_without_view_usercredential_opens_the_circuit_and_names_
     breaker's count: the circuit never opened, no line said what to grant, and the awards
     retried, uncounted, for ever. Now the circuit opens; its log line names the service, the
     403, the endpoint and the permission; ``circuit_opened_total`` counts it; consumption
-    pauses and nothing is dead-lettered. Once the permission is granted every event is
-    applied and every learner gets the program.
+    pauses and nothing is dead-lettered. Learners who come while it is open still get their
+    course certificates (each write goes as a probe), yet no such success closes the circuit
+    while the reads fail. Once the permission is granted every event is applied and every
+    learner gets the program.
     """
     tag = uuid.uuid4().hex[:6]
     run = f"course-v1:Grant{tag}+C+2026_T1"
@@ -167,23 +170,29 @@ def test_a_service_user_without_view_usercredential_opens_the_circuit_and_names_
     def opened() -> list[dict[str, object]]:
         return [line for line in worker.events("circuit_changed") if line["state"] == "open"]
 
-    def read_refused(event_id: str) -> bool:
-        return any(
+    def read_refused_or_opened(event_id: str) -> bool:
+        return bool(opened()) or any(
             record.status == 403 and record.request_id == event_id
             for record in fake.requests(endpoint="credentials_list")
         )
+
+    def send(user_id: int, username: str) -> str:
+        data = certificate_data(user_id=user_id, username=username, course_key=run)
+        event_id = lms.send(EventType.CERTIFICATE_CREATED, data, topic)
+        lms.flush()
+        sent.append(event_id)
+        return event_id
+
+    def course_certificate_written(username: str) -> bool:
+        return bool(fake.writes(endpoint="credentials_post", username=username, successful=True))
 
     sent: list[str] = []
     try:
         for user_id, username in learners:
             if opened():
                 break
-            data = certificate_data(user_id=user_id, username=username, course_key=run)
-            event_id = lms.send(EventType.CERTIFICATE_CREATED, data, topic)
-            lms.flush()
-            sent.append(event_id)
             wait_for(
-                lambda event_id=event_id: read_refused(event_id) or bool(opened()),
+                functools.partial(read_refused_or_opened, send(user_id, username)),
                 timeout=60,
                 what="the learner's read refused",
             )
@@ -203,7 +212,19 @@ def test_a_service_user_without_view_usercredential_opens_the_circuit_and_names_
             timeout=30,
             what="consumption paused",
         )
+
+        # More learners while it is open: their writes succeed, the circuit stays open.
+        for user_id, username in learners[len(sent) :]:
+            send(user_id, username)
+        wait_for(
+            lambda: all(course_certificate_written(username) for _, username in learners),
+            timeout=90,
+            what="every learner's course certificate written",
+        )
+        states = [line["state"] for line in worker.events("circuit_changed")]
+        assert "closed" not in states, states
         assert not worker.events("event_dead_lettered")
+        assert not [item for item in fake.credentials() if item.type == "program"]
         assert worker.process.poll() is None  # the awards wait: not done, not dropped
 
         fake.set_permissions("no-view-worker", ["view_usercredential"])
@@ -214,7 +235,7 @@ def test_a_service_user_without_view_usercredential_opens_the_circuit_and_names_
     assert {line["event_id"] for line in worker.events("event_applied")} == set(sent)
     assert not worker.events("event_dead_lettered")
     assert sum(end_offsets(stack.bootstrap_servers, f"{topic}.dlq", PARTITIONS).values()) == 0
-    for _user_id, username in learners[: len(sent)]:
+    for _user_id, username in learners:
         programs = [item.key for item in fake.credentials(username) if item.type == "program"]
         assert programs == [program], username
     assert worker.events("circuit_changed")[-1]["state"] == "closed"
