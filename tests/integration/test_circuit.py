@@ -127,8 +127,8 @@ def test_a_service_user_without_view_usercredential_opens_the_circuit_and_names_
     fresh Credentials gives the Admins group): each learner's course certificate is written,
     then the program award's read of that learner's credentials answers 403. Learners arrive
     one after another, as certificates are earned, so each next learner's write lands between
-    the reads' 403s. Before ADR 0004's per-endpoint streaks every such write cleared the
-    breaker's count: the circuit never opened, no line said what to grant, and the awards
+    the reads' 403s. Before the breaker also counted per endpoint (ADR 0004, issue 10) every
+    such write reset its count: the circuit never opened, no line said what to grant, and the awards
     retried, uncounted, for ever. Now the circuit opens; its log line names the service, the
     403, the endpoint and the permission; ``circuit_opened_total`` counts it; consumption
     pauses and nothing is dead-lettered. Learners who come while it is open still get their
