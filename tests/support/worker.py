@@ -16,7 +16,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
@@ -88,9 +88,17 @@ def worker_env(
 
 
 class WorkerProcess:
-    """One ``credentials-consumer`` process with its logs in files."""
+    """One ``credentials-consumer`` process with its logs in files.
+
+    Every instance is remembered until ``kill_leftovers`` (an autouse fixture of the
+    integration tests) runs: a test that fails half-way must not leave a worker running into
+    the next tests, where it would hold a group or a port and write to shared topics.
+    """
+
+    running: ClassVar[list[WorkerProcess]] = []
 
     def __init__(self, env: Mapping[str, str], args: list[str], workdir: Path, name: str) -> None:
+        WorkerProcess.running.append(self)
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self.out_path = workdir / f"{name}.out"
@@ -149,6 +157,12 @@ class WorkerProcess:
     def tail(self, lines: int = 40) -> str:
         """The last lines of the log, for failure messages."""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def kill_leftovers() -> None:
+    """SIGKILL every worker a test started and left running; close its log files."""
+    while WorkerProcess.running:
+        WorkerProcess.running.pop().kill()
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
