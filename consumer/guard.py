@@ -26,7 +26,7 @@ from consumer.config import CircuitSettings
 from consumer.errors import Cancelled, TransientError
 from consumer.observability import Metrics
 from consumer.retry import Cancellations
-from consumer.services.http import CallRecord
+from consumer.services.calls import CallRecord
 from consumer.services.settings import ServiceSettings
 
 log = structlog.get_logger("consumer.guard")

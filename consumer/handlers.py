@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import assert_never
 
 from consumer import rules
 from consumer.commands import (
@@ -35,6 +36,7 @@ from consumer.commands import (
 )
 from consumer.errors import InvalidEventError
 from consumer.events import CatalogInfoChanged, CertificateEvent, Event, EventType
+from consumer.programs import CompletionSource
 from consumer.rules import ProgramExclusion, Skip
 
 __all__ = [
@@ -76,6 +78,12 @@ class Policy:
 
     programs_enabled: bool = True
     """Handle program awards *and* revocations; False when ``COURSE_CATALOG_API_URL`` is unset."""
+
+    completion_source: CompletionSource = "credentials"
+    """Where program completion learns the learner's runs (``CONSUMER_COMPLETION_SOURCE``).
+
+    Not a handler decision: ``effects`` and ``explain`` read it, with the rest of this value.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,19 +218,30 @@ def make_handler(policy: Policy) -> Handler:
     sync_revoked = _course_sync_step(policy, revoke=True)
     award = _award_step(policy)
     revoke = _revoke_step(policy)
-    routes: dict[EventType, Callable[[CertificateEvent], Handled]] = {
-        EventType.CERTIFICATE_CREATED: lambda event: _handled(sync(event), award(event)),
-        EventType.CERTIFICATE_CHANGED: lambda event: _handled(sync(event)),
-        EventType.CERTIFICATE_REVOKED: lambda event: _handled(sync_revoked(event), revoke(event)),
-    }
+
+    def certificate(event: CertificateEvent) -> Handled:
+        match event.meta.type:
+            case EventType.CERTIFICATE_CREATED:
+                return _handled(sync(event), award(event))
+            case EventType.CERTIFICATE_CHANGED:
+                return _handled(sync(event))
+            case EventType.CERTIFICATE_REVOKED:
+                return _handled(sync_revoked(event), revoke(event))
+            case EventType.CATALOG_INFO_CHANGED:
+                raise InvalidEventError(
+                    f"a certificate event cannot have ce_type {event.meta.type}"
+                )
+            case unknown:
+                assert_never(unknown)
 
     def handler(event: Event) -> Handled:
-        if isinstance(event, CatalogInfoChanged):
-            return _catalog_changed(event)
-        route = routes.get(event.meta.type)
-        if route is None:
-            raise InvalidEventError(f"a certificate event cannot have ce_type {event.meta.type}")
-        return route(event)
+        match event:
+            case CatalogInfoChanged():
+                return _catalog_changed(event)
+            case CertificateEvent():
+                return certificate(event)
+            case unknown:
+                assert_never(unknown)
 
     return handler
 

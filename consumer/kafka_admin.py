@@ -159,8 +159,8 @@ class KafkaAdmin:
             try:
                 self._wait(future, f"creating topic {name}")
                 results[name] = None
-            except _Failed as failed:
-                results[name] = failed.error
+            except KafkaException as error:
+                results[name] = _kafka_error(error)
         self._admin.poll(0)
         return results
 
@@ -264,16 +264,15 @@ class KafkaAdmin:
     def _result(self, future: concurrent.futures.Future[Any], what: str) -> Any:  # noqa: ANN401 - each admin call has its own result type
         try:
             return self._wait(future, what)
-        except _Failed as failed:
-            raise self._translated(KafkaException(failed.error), what) from None
+        except KafkaException as error:
+            raise self._translated(error, what) from None
         finally:
             self._admin.poll(0)
 
     def _wait(self, future: concurrent.futures.Future[Any], what: str) -> Any:  # noqa: ANN401 - as above
+        """The future's result; its ``KafkaException`` as raised; a timeout translated."""
         try:
             return future.result(timeout=self._timeout + 5)
-        except KafkaException as error:
-            raise _Failed(_kafka_error(error)) from error
         except concurrent.futures.TimeoutError:
             raise ConsumerError(
                 f"Kafka did not answer within {self._timeout:g}s at {self._servers} ({what})",
@@ -292,14 +291,6 @@ class KafkaAdmin:
         if code in _MISSING_TOPIC:
             return ConsumerError(f"{what}: the topic does not exist", reason="missing_topic")
         return ConsumerError(f"{what}: {kafka_error.str()}", reason="kafka_error")
-
-
-class _Failed(Exception):
-    """An admin future failed with ``error`` (translated by the caller)."""
-
-    def __init__(self, error: KafkaError) -> None:
-        super().__init__(error.str())
-        self.error = error
 
 
 def _kafka_error(error: KafkaException) -> KafkaError:

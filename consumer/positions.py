@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from consumer.errors import ConsumerError
+from consumer.errors import UsageError
 from consumer.kafka_admin import KafkaAdmin, TopicInfo
 from consumer.kafka_types import TP
 
@@ -28,12 +28,6 @@ log = structlog.get_logger("consumer.positions")
 _PARTITION_OFFSET = re.compile(
     r"(?:(?P<topic>[a-zA-Z0-9._-]+):)?(?P<partition>\d+):(?P<offset>\d+)"
 )
-
-
-class UsageError(ConsumerError):
-    """The command line asks for something impossible (exit 2, like an argparse error)."""
-
-    reason = "usage"
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,7 +132,8 @@ class Retrier:
             with registered:
                 return self._loop(fn, cancelled, request_id)
         finally:
-            self._forget(request_id)
+            for breaker in self.breakers:
+                breaker.release(request_id)
 
     def _forget(self, request_id: str | None) -> None:
         if request_id is not None:

@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from consumer.errors import RejectedError
 from consumer.programs import LearnerCertificate, PassingCertificate
 from consumer.services.answers import AnswerReader
-from consumer.services.http import HttpClient, RejectedError, path_segment
+from consumer.services.http import HttpClient, path_segment
 
 PASSING_STATUSES = frozenset({"downloadable", "generating"})
 

@@ -18,7 +18,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from consumer import cli, config
+from consumer import config
+from consumer.cli import dlq, replay, run
+from consumer.cli.main import build_parser
 from consumer.errors import ConfigError
 from tests.support.chart import (
     ALL_FEATURES,
@@ -439,7 +441,7 @@ def test_the_worker_and_the_helm_test_run_their_commands() -> None:
     rendered = render(TUTOR)
     worker = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert worker == ["run"]
-    assert cli._parser().parse_args(worker).func is cli.cmd_run
+    assert build_parser().parse_args(worker).func is run.cmd_run
     test_pod = rendered.one("Pod")
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert test_pod["spec"]["containers"][0]["args"] == ["check"]
@@ -489,7 +491,9 @@ def test_the_replay_job_runs_the_replay_it_is_given(
     assert args[:-2] == expected
     assert args[-2] == "--group-id"
     assert re.fullmatch(r"credentials-consumer\.replay\.[0-9a-f]{8}", args[-1])
-    assert cli._parser().parse_args(args).func is cli.cmd_replay  # the worker's own CLI takes them
+    assert (
+        build_parser().parse_args(args).func is replay.cmd_replay
+    )  # the worker's own CLI takes them
     chosen = job_args(render(TUTOR, settings={**settings, "replayJob.groupId": "mine"}), "replay")
     assert chosen[-2:] == ["--group-id", "mine"]
 
@@ -531,8 +535,8 @@ def test_the_redrive_job_redrives_the_topic_it_is_given() -> None:
         }
         args = job_args(render(TUTOR, settings=settings), "redrive")
         assert args == ["dlq", "redrive", "prod-x.dlq", *(["--dry-run"] if dry_run else [])]
-        parsed = cli._parser().parse_args(args)
-        assert parsed.func is cli.cmd_dlq_redrive
+        parsed = build_parser().parse_args(args)
+        assert parsed.func is dlq.cmd_dlq_redrive
         assert (parsed.topic, parsed.dry_run) == ("prod-x.dlq", dry_run)
     assert "redriveJob.topic" in refusal(TUTOR, settings={"redriveJob.enabled": True})
 

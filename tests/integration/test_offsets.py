@@ -51,7 +51,10 @@ def test_reset_plans_refuses_while_a_worker_runs_and_resets_once_it_is_gone(
 ) -> None:
     """Without --execute nothing moves; with it, refused while a member is in, done after."""
     group = f"it-reset-{uuid.uuid4().hex[:8]}"
-    sent = publish_rounds(lms, topic, make_learners(fake, 9), rounds=2)
+    # 30 course runs, so each of the 3 partitions gets records (an empty one has no committed
+    # offset to compare): with 6 runs, one partition in four stayed empty.
+    sent = publish_rounds(lms, topic, make_learners(fake, 30, runs=30), rounds=2)
+    assert all(end_offsets(stack.bootstrap_servers, topic, PARTITIONS).values())
     worker = start_worker(stack, fake, tmp_path, "worker", topic, group)
     wait_for(
         lambda: (

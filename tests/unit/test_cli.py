@@ -11,15 +11,10 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from consumer.cli import (
-    EXIT_CONFIG,
-    EXIT_OK,
-    _install_signal_handlers,
-    _parser,
-    load_settings,
-    main,
-)
-from consumer.config import ConfigErrors
+from consumer.cli.exits import EXIT_CONFIG, EXIT_OK
+from consumer.cli.main import build_parser, load_settings, main
+from consumer.cli.wiring import install_signal_handlers
+from consumer.errors import ConfigErrors
 from consumer.events import EventType
 
 REQUIRED = {"EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
@@ -120,7 +115,7 @@ def test_signal_handler_only_records_the_request() -> None:
     requested: list[str] = []
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        _install_signal_handlers(requested.append)
+        install_signal_handlers(requested.append)
         with capture_logs() as logs:
             os.kill(os.getpid(), signal.SIGTERM)  # delivered before kill() returns to Python
         assert requested == ["SIGTERM"]
@@ -169,7 +164,7 @@ def test_each_command_requires_only_the_variables_it_uses(
     argv: list[str], services: set[str]
 ) -> None:
     """With nothing set, each command names exactly what it needs: Kafka, and services if used."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     with pytest.raises(ConfigErrors) as caught:
         load_settings(args, {})
     assert {error.variable for error in caught.value.errors} == {
@@ -188,7 +183,7 @@ def test_kafka_only_commands_ignore_broken_service_variables(
     argv: list[str], services: set[str]
 ) -> None:
     """A command that calls no service does not even read (so cannot trip on) its variables."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     env = {"EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "LMS_ROOT_URL": "http://[::1"}
     if services:
         with pytest.raises(ConfigErrors):

@@ -15,7 +15,7 @@ from consumer.config import (
     RetrySettings,
     Settings,
 )
-from consumer.errors import ConfigError
+from consumer.errors import ConfigError, ConfigErrors
 from consumer.handlers import Policy
 from consumer.rules import ALL_PROGRAMS
 from consumer.services.settings import ServiceSettings
@@ -136,7 +136,7 @@ def test_service_variables_are_required_unless_dry_run(variable: str) -> None:
             lambda s: s.services.program_cache_ttl, 300.0, id="CONSUMER_PROGRAM_CACHE_TTL_SECONDS"
         ),
         pytest.param(
-            lambda s: s.services.completion_source, "credentials", id="CONSUMER_COMPLETION_SOURCE"
+            lambda s: s.policy.completion_source, "credentials", id="CONSUMER_COMPLETION_SOURCE"
         ),
         pytest.param(lambda s: s.services.pool_size, 64, id="pool size: CONSUMER_MAX_IN_FLIGHT"),
     ],
@@ -314,7 +314,7 @@ def test_load_is_pure(monkeypatch: pytest.MonkeyPatch) -> None:
             "CONSUMER_PROGRAM_CACHE_TTL_SECONDS", "1", lambda s: s.services.program_cache_ttl, 1.0
         ),
         pytest.param(
-            "CONSUMER_COMPLETION_SOURCE", "lms", lambda s: s.services.completion_source, "lms"
+            "CONSUMER_COMPLETION_SOURCE", "lms", lambda s: s.policy.completion_source, "lms"
         ),
         pytest.param(
             "CONSUMER_MAX_IN_FLIGHT",
@@ -554,7 +554,7 @@ def test_secrets_never_in_repr(render: Callable[[object], str]) -> None:
 def test_secrets_masked_in_describe() -> None:
     """describe() shows every setting once, secrets as '***' and never their values."""
     settings = full_secrets()
-    rows = settings.describe()
+    rows = config.describe(settings)
     values = dict(rows)
     assert len(values) == len(rows)
     assert values["api_secret"] == "***"
@@ -573,6 +573,7 @@ def test_secrets_masked_in_describe() -> None:
         *Policy.__dataclass_fields__,
         *ServiceSettings.__dataclass_fields__,
         "dry_run",
+        "dry_run_output",
         "metrics_port",
         "log_format",
         "log_level",
@@ -582,7 +583,7 @@ def test_secrets_masked_in_describe() -> None:
 
 def test_describe_shows_unset_secrets_as_none() -> None:
     """An unset Kafka secret is shown as None, so describe() tells 'unset' from 'set'."""
-    values = dict(config.load(BASE).describe())
+    values = dict(config.describe(config.load(BASE)))
     assert values["api_secret"] == "None"
     assert values["schema_registry_api_secret"] == "None"
 
@@ -682,7 +683,7 @@ def _refused(env: dict[str, str], *, with_services: bool = True) -> list[str]:
     """The variables named by the ConfigErrors that loading ``env`` raises ([] if none)."""
     try:
         config.load({**BASE, **env}, with_services=with_services)
-    except config.ConfigErrors as error:
+    except ConfigErrors as error:
         return [item.variable for item in error.errors]
     return []
 
@@ -821,7 +822,7 @@ def test_every_configuration_error_is_reported_at_once() -> None:
         "CONSUMER_TOPICS": "a,a.dlq",
         "CONSUMER_HTTP_READ_TIMEOUT": "1e308",
     }
-    with pytest.raises(config.ConfigErrors) as caught:
+    with pytest.raises(ConfigErrors) as caught:
         config.load({**BASE, **env})
     assert sorted(error.variable for error in caught.value.errors) == sorted(env)
     lines = str(caught.value).splitlines()
@@ -831,7 +832,7 @@ def test_every_configuration_error_is_reported_at_once() -> None:
 
 def test_missing_service_variables_are_reported_together() -> None:
     """Outside dry-run, every missing service variable is named in one go."""
-    with pytest.raises(config.ConfigErrors) as caught:
+    with pytest.raises(ConfigErrors) as caught:
         config.load({BOOTSTRAP: "kafka:9092"})
     assert {error.variable for error in caught.value.errors} == {
         "BACKEND_SERVICE_EDX_OAUTH2_PROVIDER_URL",

@@ -6,6 +6,7 @@ worker awards.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,8 +15,9 @@ from structlog.testing import capture_logs
 
 from consumer.commands import AwardPrograms
 from consumer.effects import Effects
+from consumer.errors import ExplainError
 from consumer.events import Learner
-from consumer.explain import ExplainError, Judge, Question, Sources, Trace, explain, render
+from consumer.explain import Judge, Question, Sources, Trace, explain, render
 from consumer.handlers import Policy
 from consumer.programs import (
     CompletionSource,
@@ -92,7 +94,8 @@ def judge(
     policy: Policy | None = None,
     source: CompletionSource = "credentials",
 ) -> tuple[Trace, dict[str, Any], str]:
-    trace = Judge.build(policy or Policy(), source, (DLQ,))(found, question)
+    chosen = dataclasses.replace(policy or Policy(), completion_source=source)
+    trace = Judge.build(chosen, (DLQ,))(found, question)
     return trace, trace.to_json(), render(trace)
 
 
@@ -341,7 +344,8 @@ def passed(fake: FakeOpenEdx, run: str, mode: str = "verified", *, synced: bool 
 
 def explained(services: Services, question: Question = ASK, **judge_args: Any) -> Trace:
     args: dict[str, Any] = {"policy": Policy(), "source": "credentials"} | judge_args
-    return explain(services, Judge.build(args["policy"], args["source"], (DLQ,)), question)
+    policy = dataclasses.replace(args["policy"], completion_source=args["source"])
+    return explain(services, Judge.build(policy, (DLQ,)), question)
 
 
 def test_explain_only_reads(world: FakeOpenEdx, services: Services) -> None:
@@ -418,11 +422,10 @@ def test_explain_awards_exactly_what_the_worker_awards(
     """
     for run, mode, synced in WORLDS[name]:
         passed(world, run, mode, synced=synced)
-    settings = service_settings(world, completion_source=source)
-    services = build_services(settings)
+    services = build_services(service_settings(world))
     try:
         trace = explained(services, source=source)
-        result = Effects(services).apply(
+        result = Effects(services, Policy(completion_source=source)).apply(
             AwardPrograms(
                 learner=Learner(42, "alice"), course_run=C1, mode="verified", status="notpassing"
             ),

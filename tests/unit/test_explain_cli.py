@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from consumer.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, main
+from consumer.cli import main
+from consumer.cli.exits import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 from tests.fakes.openedx import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeOpenEdx
 
 RUN = "course-v1:OrgX+A+1T2026"

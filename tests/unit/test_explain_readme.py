@@ -44,7 +44,7 @@ def test_the_readme_example_is_the_commands_output(fake: FakeOpenEdx) -> None:
     fake.add_lms_certificate("alice", E1, mode="verified")
     services = build_services(service_settings(fake))
     policy = Policy(programs_without_certificates=frozenset({EXCLUDED}))
-    judge = Judge.build(policy, "credentials", ("learning-certificate-lifecycle.dlq",))
+    judge = Judge.build(policy, ("learning-certificate-lifecycle.dlq",))
     try:
         text = render(explain(services, judge, Question(42, "alice", course_run=E1)))
     finally:

@@ -15,7 +15,7 @@ from consumer.guard import ServiceGuard, hint, opening_cause
 from consumer.observability import Metrics
 from consumer.retry import Cancellations, Retrier
 from consumer.services.bundle import Services, build_services
-from consumer.services.http import CallRecord
+from consumer.services.calls import CallRecord
 from tests.fakes.openedx import FakeOpenEdx
 from tests.fakes.openedx.settings import service_settings
 

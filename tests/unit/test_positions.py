@@ -6,11 +6,11 @@ import argparse
 
 import pytest
 
+from consumer.errors import UsageError
 from consumer.kafka_admin import TopicInfo
 from consumer.positions import (
     AtOffsets,
     PartitionOffset,
-    UsageError,
     _listed,
     parse_datetime,
     parse_offsets,

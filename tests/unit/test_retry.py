@@ -736,6 +736,25 @@ def test_the_call_forgets_its_event_when_it_ends() -> None:
     assert breaker.last_failure(EVENT) is None
 
 
+def test_the_call_releases_its_event_from_the_endpoint_streaks_when_it_ends() -> None:
+    """An event whose call is over no longer keeps its endpoint's circuit from closing."""
+    harness = Harness()
+    breaker = breaker_for(harness, threshold=2)
+    refused = Cause("credentials_list", 403, "http_403", outage=True)
+    breaker.record_failure("other", refused)
+
+    def read_refused_then_rejected() -> str:
+        breaker.record_failure(EVENT, refused)  # opens: two events' 403s on reads
+        raise PermanentError("rejected", service=SERVICE, status=400)
+
+    with pytest.raises(PermanentError):
+        harness.retrier().call(read_refused_then_rejected, threading.Event(), request_id=EVENT)
+    states = [breaker.state]
+    breaker.record_success(Cause(POST, 201))  # "other" alone no longer makes reads broken
+    states.append(breaker.state)
+    assert states == [State.OPEN, State.CLOSED]
+
+
 # the open circuit ----------------------------------------------------------------------------
 
 

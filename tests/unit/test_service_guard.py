@@ -21,7 +21,7 @@ from consumer.errors import (
 )
 from consumer.guard import SERVICES, ServiceGuard, status_class
 from consumer.observability import Metrics
-from consumer.services.http import CallRecord
+from consumer.services.calls import CallRecord
 
 THRESHOLD = CircuitSettings().failure_threshold
 
