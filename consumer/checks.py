@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from consumer.config import KafkaSettings
+from consumer.deadletter.topics import audit
 from consumer.errors import ConsumerError
 from consumer.kafka_admin import KafkaAdmin
 from consumer.services.check import CheckResult
-from consumer.topics import audit
 from consumer.wire import registry_client
 
 Status = Literal["ok", "warn", "fail"]

@@ -27,12 +27,20 @@
     │   │                             not the documented shape (not an outage)
     │   ├── CircuitOpenError          the service's circuit is open; no request was sent
     │   └── RegistryUnavailableError  the schema registry cannot be reached (decode waits)
+    ├── RetriesExhausted        a transient error outlived its retry budget: dead letter
+    │                           (stage "apply"), with the last error's class and reason
     └── (a skip is not an error: handlers and effects return it as a value with a reason)
 
-Every error carries a short snake_case ``reason`` that goes into metrics and dead-letter
-headers: a class default, or the constructor's ``reason=`` (never set afterwards). The
-service errors derive it from the HTTP status (``http_429``) unless one is given.
-Messages never contain a username, e-mail or full name.
+    Exception (outside ConsumerError: not an event's failure, never caught as one)
+    ├── Cancelled               control flow: the event's work was cancelled (partition
+    │                           released, shutdown); no new request starts, it is abandoned
+    └── WorkerCrashedError      a processor raised instead of returning an outcome: a bug;
+                                the loop commits what is done and re-raises (exit 1, traceback)
+
+Every ``ConsumerError`` carries a short snake_case ``reason`` that goes into metrics and
+dead-letter headers: a class default, or the constructor's ``reason=`` (never set
+afterwards). The service errors derive it from the HTTP status (``http_429``) unless one is
+given. Messages never contain a username, e-mail or full name.
 
 ``services.classify`` is where ``requests``' exceptions and HTTP statuses become these
 classes; Kafka's errors become ``ConsumerError`` with a reason where they are met.
@@ -248,3 +256,31 @@ class RegistryUnavailableError(TransientError):
     """The schema registry cannot be reached; the record is decoded again later."""
 
     reason = "registry_unavailable"
+
+
+class RetriesExhausted(ConsumerError):
+    """The last transient error of a call, after its retry budget ran out.
+
+    It takes the last error's ``reason``; ``error`` is that error (its class names the
+    dead letter), with the attempts made and the first and last failure times.
+    """
+
+    def __init__(
+        self, error: TransientError, *, attempts: int, first_failure: float, last_failure: float
+    ) -> None:
+        super().__init__(str(error), reason=error.reason)
+        self.error = error
+        self.attempts = attempts
+        self.first_failure = first_failure
+        self.last_failure = last_failure
+
+
+# ------------------------------------------------------------------------ not failures
+
+
+class Cancelled(Exception):
+    """The work was cancelled before it was done; no new request was started for it."""
+
+
+class WorkerCrashedError(Exception):
+    """A processor raised instead of returning an outcome: a bug, so the process stops."""

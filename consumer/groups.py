@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from consumer.errors import ConsumerError
-from consumer.kafka_admin import TP, GroupInfo, KafkaAdmin, TopicInfo
+from consumer.kafka_admin import GroupInfo, KafkaAdmin, TopicInfo
+from consumer.kafka_types import TP
 from consumer.positions import Position, describe, resolve
 
 

@@ -30,8 +30,7 @@ from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
 from consumer.errors import ConsumerError
-
-TP = tuple[str, int]
+from consumer.kafka_types import TP
 
 _UNREACHABLE = frozenset(
     {

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 import structlog
 
 from consumer.errors import UsageError
-from consumer.kafka_admin import TP, KafkaAdmin, TopicInfo
+from consumer.kafka_admin import KafkaAdmin, TopicInfo
+from consumer.kafka_types import TP
 
 log = structlog.get_logger("consumer.positions")
 

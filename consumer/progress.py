@@ -18,7 +18,7 @@ from typing import TextIO
 
 import structlog
 
-from consumer.kafka_admin import TP
+from consumer.kafka_types import TP
 from consumer.observability import Metrics
 
 log = structlog.get_logger("consumer.progress")

@@ -30,7 +30,8 @@ import structlog
 from confluent_kafka import TopicPartition
 
 from consumer.errors import ConsumerError
-from consumer.kafka_admin import TP, KafkaAdmin, TopicInfo
+from consumer.kafka_admin import KafkaAdmin, TopicInfo
+from consumer.kafka_types import TP
 from consumer.observability import Metrics
 from consumer.positions import AtTime, Position, describe, resolve
 from consumer.progress import Progress

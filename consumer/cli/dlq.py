@@ -16,7 +16,8 @@ from consumer.cli.wiring import (
     probe_registry,
 )
 from consumer.config import Settings
-from consumer.dlq import inspect_topic
+from consumer.deadletter.inspect import inspect_topic
+from consumer.engine import HeldFailures
 from consumer.observability import Health, Metrics
 
 
@@ -63,7 +64,7 @@ def cmd_dlq_redrive(args: argparse.Namespace, settings: Settings) -> int:
             topics=[args.topic],
             group_id=group,
             dry_run=settings.dry_run,
-            sink=None,
+            sink=HeldFailures(),
             metrics=metrics,
             health=health,
             stop_when_idle=args.idle_seconds,

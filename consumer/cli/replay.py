@@ -27,12 +27,12 @@ from consumer.cli.wiring import (
     serve_if_free,
 )
 from consumer.config import Settings
+from consumer.deadletter.topics import ensure_dead_letter_topics
 from consumer.errors import ConsumerError, UsageError
 from consumer.kafka_admin import KafkaAdmin, TopicInfo
 from consumer.observability import Health, Metrics
 from consumer.positions import AtTime, Earliest, Position, parse_datetime, parse_offsets
 from consumer.progress import Reporter
-from consumer.topics import ensure_dead_letter_topics
 
 log = structlog.get_logger("consumer.cli")
 

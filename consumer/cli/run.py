@@ -12,8 +12,8 @@ from consumer import __version__
 from consumer.cli.exits import EXIT_OK
 from consumer.cli.wiring import admin, build_engine, dead_letter_sink, install_signal_handlers
 from consumer.config import Settings, describe
+from consumer.deadletter.topics import ensure_dead_letter_topics
 from consumer.observability import Health, Metrics, serve
-from consumer.topics import ensure_dead_letter_topics
 
 log = structlog.get_logger("consumer.cli")
 

@@ -19,10 +19,17 @@ import structlog
 from confluent_kafka.admin import AdminClient
 
 from consumer.checks import registry_finding
-from consumer.config import Settings
-from consumer.deadletter import DeadLetterProducer
+from consumer.config import Settings, consumer_config
+from consumer.deadletter.producer import DeadLetterProducer
 from consumer.effects import Effects
-from consumer.engine import Bounds, Engine, FailureSink, Limiter, Processor, consumer_config
+from consumer.engine import (
+    Bounds,
+    Engine,
+    FailureSink,
+    Limiter,
+    LoggedFailures,
+    Processor,
+)
 from consumer.errors import ConsumerError, UsageError
 from consumer.events import Event
 from consumer.guard import ServiceGuard, configured_services
@@ -168,25 +175,6 @@ def install_signal_handlers(stop: Callable[[str], None]) -> None:
     signal.signal(signal.SIGINT, on_signal)
 
 
-class LoggedFailures:
-    """Dry-run stand-in for the dead-letter producer: log the failure, write nothing."""
-
-    def topic_for(self, source_topic: str) -> str:
-        """Where the record would have gone."""
-        return f"{source_topic} (dry-run: not written)"
-
-    def send(self, record: object, failure: object, delivered: Callable[[None], None]) -> None:  # noqa: ARG002
-        """Acknowledge at once: the log line (from the engine) is the dry-run's record."""
-        delivered(None)
-
-    def poll(self, timeout: float = 0.0) -> None:
-        """Nothing to serve."""
-
-    def flush(self, timeout: float) -> int:  # noqa: ARG002
-        """Nothing outstanding."""
-        return 0
-
-
 def dead_letter_sink(settings: Settings, group: str) -> FailureSink:
     """Where failures go: the dead-letter producer, or in dry-run a log line only.
 
@@ -217,7 +205,7 @@ def build_engine(
     topics: Sequence[str],
     group_id: str,
     dry_run: bool,
-    sink: FailureSink | None,
+    sink: FailureSink,
     metrics: Metrics,
     health: Health,
     stop_when_idle: float | None,

@@ -18,6 +18,7 @@ from consumer.config.settings import (
     KafkaSettings,
     RetrySettings,
     Settings,
+    consumer_config,
     describe,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "KafkaSettings",
     "RetrySettings",
     "Settings",
+    "consumer_config",
     "describe",
     "load",
     "load_explain",

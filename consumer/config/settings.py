@@ -68,6 +68,25 @@ class KafkaSettings:
         return config
 
 
+def consumer_config(kafka: KafkaSettings, *, group_id: str) -> dict[str, Any]:
+    """The engine's consumer settings: manual commits, cooperative rebalancing."""
+    return {
+        **kafka.client_config(),
+        "group.id": group_id,
+        "client.id": f"{group_id}-consumer",
+        "auto.offset.reset": kafka.auto_offset_reset,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": 45_000,
+        "max.poll.interval.ms": 300_000,
+        # Bound what librdkafka prefetches, so memory stays flat on any backlog.
+        "queued.max.messages.kbytes": 16_384,
+        "fetch.max.bytes": 8_388_608,
+    }
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetrySettings:
     """Backoff for transient failures: exponential with full jitter, bounded twice."""

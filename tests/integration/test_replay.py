@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from consumer.deadletter import context_of
+from consumer.deadletter.records import context_of
 from tests.fakes.openedx import FakeOpenEdx
 from tests.integration.conftest import Stack
 from tests.integration.test_engine import (

@@ -24,7 +24,7 @@ from confluent_kafka import KafkaError
 
 from consumer.circuit import Breakers
 from consumer.config import EngineSettings
-from consumer.engine import Engine
+from consumer.engine import Engine, HeldFailures, Limiter
 from consumer.errors import AvroDecodeError, RegistryUnavailableError
 from consumer.events import CertificateEvent, Event, EventMeta, EventType, Learner, parse_course_key
 from consumer.observability import Metrics
@@ -203,10 +203,11 @@ class FakeSink:
 
     def send(
         self, record: Record, failure: Failed, delivered: Callable[[KafkaError | None], None]
-    ) -> None:
+    ) -> bool:
         with self._lock:
             self.sent.append((record, failure))
             self._pending.append(delivered)
+        return True
 
     def poll(self, timeout: float = 0.0) -> None:  # noqa: ARG002 - the protocol's
         with self._lock:
@@ -296,6 +297,7 @@ class Engines:
         clock: FakeClock | None = None,
         breakers: Breakers | None = None,
         stop_when_idle: float | None = None,
+        limiter: Limiter | None = None,
         **settings: Any,
     ) -> Running:
         """Build an engine on these fakes (commits every turn, 8 workers) and run it."""
@@ -308,13 +310,14 @@ class Engines:
             topics=[TOPIC],
             decoder=decoder,
             processor=processor,
-            sink=sink,
+            sink=sink or HeldFailures(),
             settings=EngineSettings(
                 **{"max_in_flight": 8, "commit_interval_seconds": 0.0, **settings}
             ),
             metrics=metrics,
             breakers=breakers,
             stop_when_idle=stop_when_idle,
+            limiter=limiter,
             clock=clock,
             consumer_factory=consumer.factory,
         )

@@ -1,14 +1,15 @@
 """The engine's guarantees on an in-memory broker, with a fake clock and scripted fakes.
 
-Every promise of ``consumer.engine``'s docstring has a test here, and so has each path no
-integration test reaches: a dead-letter write that fails and is sent again, a refused
+Every promise of ``consumer.engine.loop``'s docstring has a test here, and so has each path
+no integration test reaches: a dead-letter write that fails and is sent again, a refused
 commit, a lost partition, an outcome of a partition's old generation, a revoke while the
 schema registry is unreachable, a worker crash. The engine is driven only through its
 constructor, ``run``, ``request_stop``, ``tally`` and its seams, never its insides.
 
-Left out on purpose: a work item handed to the pool but not started when its partition is
-released. Today it still runs; issue 8 changes that (it must not start), and its tests
-come with that change.
+Work handed to the pool but not started when its partition is released, and the rate
+limiter's queue at a release, are in ``test_engine_release.py``; the engine's parts on
+their own in ``test_engine_partitions.py``, ``test_engine_failures.py`` and, for the
+``event_id`` on every line, ``test_engine_logs.py``.
 """
 
 from __future__ import annotations

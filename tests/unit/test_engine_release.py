@@ -18,7 +18,8 @@ from confluent_kafka import KafkaError
 from structlog.testing import capture_logs
 
 from consumer.config import EngineSettings
-from consumer.engine import Engine, WorkItem
+from consumer.engine import Engine, HeldFailures
+from consumer.engine.workers import Workers, WorkItem
 from consumer.errors import RegistryUnavailableError
 from consumer.events import CertificateEvent, Event, EventMeta, EventType, Learner, parse_course_key
 from consumer.observability import Metrics
@@ -95,10 +96,11 @@ class Sink:
 
     def send(
         self, record: Record, failure: Failed, delivered: Callable[[KafkaError | None], None]
-    ) -> None:
+    ) -> bool:
         assert failure.stage
         self.sent.append(record)
         self._pending.append(delivered)
+        return True
 
     def poll(self, timeout: float = 0.0) -> None:  # noqa: ARG002 - the protocol's
         pending, self._pending = self._pending, []
@@ -145,7 +147,7 @@ def run_engine() -> Iterator[Callable[..., Running]]:
             topics=[TOPIC],
             decoder=decoder or ScriptedDecoder(),
             processor=processor,
-            sink=sink,
+            sink=sink or HeldFailures(),
             settings=EngineSettings(**{"commit_interval_seconds": 0.05, **settings}),  # type: ignore[arg-type]
             metrics=metrics,
             clock=clock,
@@ -231,24 +233,16 @@ def test_the_worker_thread_abandons_an_item_cancelled_before_it_ran() -> None:
     """
     consumer = MemoryConsumer()
     processor = Processor()
-    engine = Engine(
-        consumer_config={},
-        topics=[TOPIC],
-        decoder=ScriptedDecoder(),
-        processor=processor,
-        sink=None,
-        settings=EngineSettings(max_in_flight=1),
-        metrics=Metrics(),
-        consumer_factory=consumer.factory,
-    )
+    workers = Workers(processor, max_in_flight=1, metrics=Metrics())
     produce(consumer, 0, user_id=1, event_id="late")
     record = Record.from_message(consumer.logs[(TOPIC, 0)][0])
     item = WorkItem(record=record, event=event_for(record), key="1", generation=1)
     item.cancelled.set()
 
-    engine._work(item)  # the worker thread's entry point, run here directly
+    workers.work(item)  # the worker thread's entry point, run here directly
 
-    finished, outcome = engine._completions.get_nowait()
+    ((finished, outcome),) = list(workers.completions())
+    workers.shutdown()
     assert finished is item
     assert isinstance(outcome, Abandoned)
     assert processor.started == []

@@ -13,13 +13,15 @@ import pytest
 from consumer.circuit import Breakers, Cause, CircuitBreaker, State
 from consumer.config import RetrySettings
 from consumer.errors import (
+    Cancelled,
     CircuitOpenError,
     DecodeError,
     PermanentError,
+    RetriesExhausted,
     ServiceUnavailableError,
     TransientError,
 )
-from consumer.retry import Cancellations, Cancelled, Retrier, RetriesExhausted
+from consumer.retry import Cancellations, Retrier
 from tests.support.clock import FakeClock
 
 SERVICE = "credentials"
@@ -614,6 +616,24 @@ def test_an_own_failure_then_a_refusal_in_one_attempt_counts() -> None:
     assert caught.value.attempts == 1
     assert caught.value.error.reason == "http_500"
     assert caught.value.error.status == 500
+
+
+def test_a_failure_recorded_before_a_refusal_keeps_its_own_reason() -> None:
+    """The attempt ends with the recorded failure's reason (a read timeout has no status)."""
+    harness = Harness(settings=RetrySettings(max_attempts=1))
+    breaker = breaker_for(harness)
+
+    def attempt() -> str:
+        breaker.before_request(EVENT)
+        breaker.record_failure(EVENT, Cause(POST, None, "read_timeout"))
+        open_by_others(breaker)
+        breaker.before_request(EVENT)  # refused: the circuit is open
+        return "unreachable"
+
+    with pytest.raises(RetriesExhausted) as caught:
+        call_bounded(harness, attempt)
+    assert caught.value.error.reason == "read_timeout"
+    assert caught.value.reason == "read_timeout"  # the dead letter's reason
 
 
 def test_an_own_failure_asking_past_the_budget_gives_up_at_once() -> None:

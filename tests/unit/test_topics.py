@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from consumer import config
+from consumer.deadletter.topics import audit, keeps_less, new_dead_letter_topic
 from consumer.kafka_admin import TopicInfo
-from consumer.topics import audit, keeps_less, new_dead_letter_topic
 
 KAFKA = config.load(
     {"EVENT_BUS_KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "CONSUMER_TOPICS": "certs"},

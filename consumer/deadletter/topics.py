@@ -21,7 +21,7 @@ from confluent_kafka.cimpl import NewTopic
 from consumer.config import KEEP_FOREVER, KafkaSettings
 from consumer.kafka_admin import KafkaAdmin, TopicInfo
 
-log = structlog.get_logger("consumer.topics")
+log = structlog.get_logger(__name__)
 
 
 def dead_letter_topic_config(kafka: KafkaSettings) -> dict[str, str]:
