@@ -5,14 +5,22 @@ budgets and, in the end, dead-letters a whole backlog that was fine. A breaker p
 watches the outcome of every request to it (from all workers):
 
 - closed: requests flow. It opens after ``failure_threshold`` consecutive retryable
-  failures that come from at least two distinct events (or one, with a threshold of 1).
-  One event can never open it alone, so one event can never pause consumption.
+  failures that come from at least two distinct events (or one, with a threshold of 1),
+  counted two ways: failures of the service with no success of it in between, or
+  outage-class failures of one *endpoint* with no success of that endpoint in between (a
+  service whose reads answer 403 while its writes succeed is broken, though every write
+  would clear the first count). One event can never open it alone, so one event can never
+  pause consumption.
 - open: no request is sent (``CircuitOpenError``); callers wait without spending retry
   budget, and the engine pauses consumption while someone waits. After the open period one
   probe may go. The period doubles with each failed probe (up to ``max_open_seconds``) and
   is never shorter than the ``Retry-After`` of the failure that opened it (up to the same cap).
 - half-open: exactly one request (the probe) is in flight. Success closes the circuit and
-  releases every waiter; failure re-opens it.
+  releases every waiter; failure re-opens it. While an endpoint is still broken (enough
+  outage-class failures of two events since its last success), a success elsewhere does
+  not close the circuit — every waiter would hit that endpoint again and re-open it at
+  once — but frees the probe slot for the next request. An endpoint stops being broken
+  when it answers, or when the calls of the events that failed there are over (``release``).
 
 Probing is fair: the probe slot goes to a request whose event has failed fewest probes in
 this open episode, so an event whose own requests fail cannot keep the slot while another
@@ -99,6 +107,8 @@ class CircuitBreaker:
         self._poll = poll_seconds
         self._state = State.CLOSED
         self._failures: list[str] = []  # event ids of the consecutive failures while closed
+        # endpoint -> event id -> outage-class failures there since the endpoint's last success
+        self._endpoint_failures: dict[str, dict[str, int]] = {}
         self._open_for = open_seconds  # the doubling schedule
         self._hold = open_seconds  # this opening's period (the schedule, or Retry-After)
         self._opened_at = 0.0
@@ -154,11 +164,18 @@ class CircuitBreaker:
         with self._changed:
             self._successes[cause.endpoint] = self._successes.get(cause.endpoint, 0) + 1
             self._failures.clear()
+            self._endpoint_failures.pop(cause.endpoint, None)
             self._probe = None
-            if self._state is not State.CLOSED:
-                self._open_for = self._base_open
-                self._probe_failures.clear()
-                self._set(State.CLOSED, cause)
+            if self._state is State.CLOSED:
+                return
+            if self._broken_endpoint() is not None:
+                # Another endpoint answered, the broken one has not: closing would only let
+                # every waiter hit it again. The next request may probe.
+                self._changed.notify_all()
+                return
+            self._open_for = self._base_open
+            self._probe_failures.clear()
+            self._set(State.CLOSED, cause)
 
     def record_failure(self, request_id: str, cause: Cause | None = None) -> None:
         """A request of event ``request_id`` failed in a retryable way.
@@ -170,6 +187,9 @@ class CircuitBreaker:
         cause = cause or Cause()
         with self._changed:
             self._remember_failure(request_id, cause)
+            if cause.outage:
+                counts = self._endpoint_failures.setdefault(cause.endpoint, {})
+                counts[request_id] = counts.get(request_id, 0) + 1
             if self._state is State.HALF_OPEN:
                 if self._probe is not None and self._probe[0] == request_id:
                     self._probe = None
@@ -181,8 +201,8 @@ class CircuitBreaker:
                 return
             self._failures.append(request_id)
             del self._failures[: -self._threshold]
-            distinct = len(set(self._failures))
-            if len(self._failures) >= self._threshold and distinct >= min(2, self._threshold):
+            systemic = self._enough(len(self._failures), len(set(self._failures)))
+            if systemic or self._broken_endpoint() is not None:
                 self._open(cause)
 
     # ------------------------------------------------------------------ evidence
@@ -198,9 +218,23 @@ class CircuitBreaker:
             return self._last_failure.get(request_id)
 
     def forget(self, request_id: str) -> None:
-        """Drop what is remembered of event ``request_id`` (its call is over)."""
+        """Drop event ``request_id``'s last failure (its attempt starts afresh)."""
         with self._changed:
             self._last_failure.pop(request_id, None)
+
+    def release(self, request_id: str) -> None:
+        """Event ``request_id``'s call is over: forget it, and drop it from endpoint streaks.
+
+        An event that no longer retries (applied, dead-lettered, cancelled) is no longer
+        evidence that an endpoint is broken: without it, a streak may stop holding the
+        circuit open.
+        """
+        with self._changed:
+            self._last_failure.pop(request_id, None)
+            for endpoint, counts in list(self._endpoint_failures.items()):
+                counts.pop(request_id, None)
+                if not counts:
+                    del self._endpoint_failures[endpoint]
 
     def _remember_failure(self, request_id: str, cause: Cause) -> None:
         successes = self._successes.get(cause.endpoint, 0)
@@ -240,6 +274,21 @@ class CircuitBreaker:
                 self._changed.notify_all()  # another waiter may be a candidate now
 
     # ------------------------------------------------------------------ internals
+
+    def _enough(self, failures: int, events: int) -> bool:
+        """Enough consecutive failures, from two events or more (one, with a threshold of 1)."""
+        return failures >= self._threshold and events >= min(2, self._threshold)
+
+    def _broken_endpoint(self) -> str | None:
+        """An endpoint with enough outage-class failures since its last success, if any.
+
+        Counted per event, so that one waiter's many failed probes cannot crowd the others
+        out of the count (as they would out of a window of the last N failures).
+        """
+        for endpoint, counts in self._endpoint_failures.items():
+            if self._enough(sum(counts.values()), len(counts)):
+                return endpoint
+        return None
 
     def _open_period_over(self) -> bool:
         return self._clock() - self._opened_at >= self._hold

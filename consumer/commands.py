@@ -15,6 +15,10 @@ from typing import Any, Literal
 from consumer.events import Learner, Pacing
 
 CredentialStatus = Literal["awarded", "revoked"]
+"""The status of a learner's credential in Credentials: the one awarded/revoked vocabulary.
+
+Commands carry it, the rules decide it, effects log by it and the Credentials client sends it.
+"""
 
 
 def iso_utc(value: datetime | None) -> str | None:

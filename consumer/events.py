@@ -12,7 +12,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from opaque_keys import InvalidKeyError
 from opaque_keys.edx.keys import CourseKey
@@ -183,9 +183,17 @@ def catalog_info_changed(meta: EventMeta, data: Mapping[str, Any]) -> CatalogInf
 
 def build_event(meta: EventMeta, data: Mapping[str, Any]) -> Event:
     """Build the typed event for ``meta.type`` from its decoded record."""
-    if meta.type is EventType.CATALOG_INFO_CHANGED:
-        return catalog_info_changed(meta, data)
-    return certificate_event(meta, data)
+    match meta.type:
+        case EventType.CATALOG_INFO_CHANGED:
+            return catalog_info_changed(meta, data)
+        case (
+            EventType.CERTIFICATE_CREATED
+            | EventType.CERTIFICATE_CHANGED
+            | EventType.CERTIFICATE_REVOKED
+        ):
+            return certificate_event(meta, data)
+        case unknown:
+            assert_never(unknown)
 
 
 def ordering_key(event: Event) -> str:
@@ -194,6 +202,10 @@ def ordering_key(event: Event) -> str:
     Certificate events are ordered per learner (program awards and revocations read and
     write the learner's whole record); catalog events per course run.
     """
-    if isinstance(event, CertificateEvent):
-        return f"user:{event.learner.user_id}"
-    return f"course:{event.course_key}"
+    match event:
+        case CertificateEvent():
+            return f"user:{event.learner.user_id}"
+        case CatalogInfoChanged():
+            return f"course:{event.course_key}"
+        case unknown:
+            assert_never(unknown)

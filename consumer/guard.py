@@ -3,7 +3,7 @@
 ``services.http`` calls ``before`` and ``after`` for each request it sends; this guard
 turns them into decisions and Prometheus samples:
 
-- ``before`` refuses a request whose work was cancelled (``retry.Cancelled``: a revoked
+- ``before`` refuses a request whose work was cancelled (``errors.Cancelled``: a revoked
   partition's event starts nothing new) or whose service's circuit is open
   (``CircuitOpenError``);
 - ``after`` counts the request and tells the breaker how it went. A 4xx verdict counts as
@@ -23,10 +23,10 @@ import structlog
 
 from consumer.circuit import Breakers, Cause, CircuitBreaker, State
 from consumer.config import CircuitSettings
-from consumer.errors import TransientError
+from consumer.errors import Cancelled, TransientError
 from consumer.observability import Metrics
-from consumer.retry import Cancellations, Cancelled
-from consumer.services.http import CallRecord
+from consumer.retry import Cancellations
+from consumer.services.calls import CallRecord
 from consumer.services.settings import ServiceSettings
 
 log = structlog.get_logger("consumer.guard")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import assert_never
 
 from consumer import rules
 from consumer.commands import (
@@ -35,9 +36,19 @@ from consumer.commands import (
 )
 from consumer.errors import InvalidEventError
 from consumer.events import CatalogInfoChanged, CertificateEvent, Event, EventType
+from consumer.programs import CompletionSource
 from consumer.rules import ProgramExclusion, Skip
 
-__all__ = ["Handled", "Handler", "Policy", "Skip", "handle", "make_handler"]
+__all__ = [
+    "Handled",
+    "Handler",
+    "Policy",
+    "Skip",
+    "award_gate",
+    "handle",
+    "make_handler",
+    "revoke_gate",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +78,12 @@ class Policy:
 
     programs_enabled: bool = True
     """Handle program awards *and* revocations; False when ``COURSE_CATALOG_API_URL`` is unset."""
+
+    completion_source: CompletionSource = "credentials"
+    """Where program completion learns the learner's runs (``CONSUMER_COMPLETION_SOURCE``).
+
+    Not a handler decision: ``effects`` and ``explain`` read it, with the rest of this value.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,15 +153,30 @@ def _course_sync_step(policy: Policy, *, revoke: bool) -> _Step:
 _PROGRAMS_NOT_CONFIGURED = Skip(
     "programs_not_configured", "COURSE_CATALOG_API_URL is not set: programs are not handled"
 )
+_PROGRAMS_WITHOUT_CERTIFICATES_ALL = Skip(
+    "programs_without_certificates_all", "PROGRAMS_WITHOUT_CERTIFICATES is ALL"
+)
+
+
+def award_gate(policy: Policy) -> Skip | None:
+    """Why the policy turns program awards off, or None (seed: return on ALL)."""
+    if not policy.programs_enabled:
+        return _PROGRAMS_NOT_CONFIGURED
+    if rules.awarding_disabled(policy.programs_without_certificates):
+        return _PROGRAMS_WITHOUT_CERTIFICATES_ALL
+    return None
+
+
+def revoke_gate(policy: Policy) -> Skip | None:
+    """Why the policy turns program revocations off, or None (the seed's ignore ALL)."""
+    return None if policy.programs_enabled else _PROGRAMS_NOT_CONFIGURED
 
 
 def _award_step(policy: Policy) -> _Step:
-    """AwardPrograms, unless programs are off or all are excluded (seed: return on ALL)."""
-    if not policy.programs_enabled:
-        return lambda _event: _PROGRAMS_NOT_CONFIGURED
-    if rules.awarding_disabled(policy.programs_without_certificates):
-        excluded = Skip("programs_without_certificates_all", "PROGRAMS_WITHOUT_CERTIFICATES is ALL")
-        return lambda _event: excluded
+    """AwardPrograms, unless ``award_gate`` says why not."""
+    gate = award_gate(policy)
+    if gate is not None:
+        return lambda _event: gate
     return lambda event: AwardPrograms(
         learner=event.learner,
         course_run=str(event.course_key),
@@ -154,9 +186,10 @@ def _award_step(policy: Policy) -> _Step:
 
 
 def _revoke_step(policy: Policy) -> _Step:
-    """RevokePrograms, unless programs are off (the seed's revocation ignores the ALL list)."""
-    if not policy.programs_enabled:
-        return lambda _event: _PROGRAMS_NOT_CONFIGURED
+    """RevokePrograms, unless ``revoke_gate`` says why not."""
+    gate = revoke_gate(policy)
+    if gate is not None:
+        return lambda _event: gate
     return lambda event: RevokePrograms(learner=event.learner, course_run=str(event.course_key))
 
 
@@ -185,19 +218,30 @@ def make_handler(policy: Policy) -> Handler:
     sync_revoked = _course_sync_step(policy, revoke=True)
     award = _award_step(policy)
     revoke = _revoke_step(policy)
-    routes: dict[EventType, Callable[[CertificateEvent], Handled]] = {
-        EventType.CERTIFICATE_CREATED: lambda event: _handled(sync(event), award(event)),
-        EventType.CERTIFICATE_CHANGED: lambda event: _handled(sync(event)),
-        EventType.CERTIFICATE_REVOKED: lambda event: _handled(sync_revoked(event), revoke(event)),
-    }
+
+    def certificate(event: CertificateEvent) -> Handled:
+        match event.meta.type:
+            case EventType.CERTIFICATE_CREATED:
+                return _handled(sync(event), award(event))
+            case EventType.CERTIFICATE_CHANGED:
+                return _handled(sync(event))
+            case EventType.CERTIFICATE_REVOKED:
+                return _handled(sync_revoked(event), revoke(event))
+            case EventType.CATALOG_INFO_CHANGED:
+                raise InvalidEventError(
+                    f"a certificate event cannot have ce_type {event.meta.type}"
+                )
+            case unknown:
+                assert_never(unknown)
 
     def handler(event: Event) -> Handled:
-        if isinstance(event, CatalogInfoChanged):
-            return _catalog_changed(event)
-        route = routes.get(event.meta.type)
-        if route is None:
-            raise InvalidEventError(f"a certificate event cannot have ce_type {event.meta.type}")
-        return route(event)
+        match event:
+            case CatalogInfoChanged():
+                return _catalog_changed(event)
+            case CertificateEvent():
+                return certificate(event)
+            case unknown:
+                assert_never(unknown)
 
     return handler
 

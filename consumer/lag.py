@@ -25,11 +25,11 @@ import structlog
 from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]  # re-exported, untyped
 
+from consumer.kafka_types import TP
 from consumer.observability import Metrics
 
 log = structlog.get_logger("consumer.lag")
 
-TP = tuple[str, int]
 Watermarks = Mapping[TP, int | None]
 """The owned partitions, each with the worker's watermark (None: nothing consumed yet)."""
 

@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
 import structlog
 
 from consumer.commands import Command
-from consumer.errors import ConsumerError, PermanentError
+from consumer.errors import Cancelled, ConsumerError, PermanentError, RetriesExhausted
 from consumer.events import CertificateEvent, Event
 from consumer.handlers import Handled, Handler
 from consumer.observability import Metrics
 from consumer.outcomes import Abandoned, Applied, Failed, Outcome, Skipped, Stage
-from consumer.retry import Cancelled, Retrier, RetriesExhausted
+from consumer.retry import Retrier
 from consumer.services.redaction import redact_text
 
 log = structlog.get_logger("consumer.processing")
@@ -72,26 +71,9 @@ def _redact(text: str, event: Event) -> str:
     return text
 
 
-def _failed(
-    stage: Stage,
-    error: ConsumerError,
-    event: Event,
-    *,
-    context: str = "",
-    attempts: int = 1,
-    first_failure: float | None = None,
-    last_failure: float | None = None,
-) -> Failed:
-    now = time.time()
-    return Failed(
-        stage=stage,
-        error_class=type(error).__name__,
-        reason=error.reason,
-        message=(context + _redact(str(error), event))[:1000],
-        attempts=attempts,
-        first_failure=first_failure or now,
-        last_failure=last_failure or now,
-    )
+def _failed(stage: Stage, error: ConsumerError, event: Event, *, context: str = "") -> Failed:
+    """The failure of ``event``, its message prefixed with ``context`` and redacted."""
+    return Failed.of(stage, error, message=context + _redact(str(error), event))
 
 
 class ApplyProcessor:
@@ -121,7 +103,7 @@ class ApplyProcessor:
             if failure is not None:
                 failures.append(failure)
         if failures:
-            return _combined(failures)
+            return Failed.combined(failures)
         return Applied(
             commands=len(handled.commands), skipped=tuple(skip.reason for skip in handled.skipped)
         )
@@ -137,11 +119,11 @@ class ApplyProcessor:
             return Abandoned(why=f"cancelled during {command.name}")
         except RetriesExhausted as exhausted:
             self._metrics.commands.labels(command.name, "failed").inc()
-            return _failed(
+            return Failed.of(
                 "apply",
                 exhausted.error,
-                event,
-                context=f"{command.name}: retries exhausted: ",
+                message=f"{command.name}: retries exhausted: "
+                + _redact(str(exhausted.error), event),
                 attempts=exhausted.attempts,
                 first_failure=exhausted.first_failure,
                 last_failure=exhausted.last_failure,
@@ -154,24 +136,8 @@ class ApplyProcessor:
             self._metrics.skips.labels(result.reason).inc()
         elif result.reason:
             self._metrics.assumptions.labels(result.reason).inc()
-        log.info("command_done", event_id=event.meta.id, **result.log_fields())
+        log.info("command_done", **result.log_fields())  # event_id: bound by the worker
         return None
-
-
-def _combined(failures: list[Failed]) -> Failed:
-    """One dead-letter context for every failed command of an event (the first leads)."""
-    first = failures[0]
-    if len(failures) == 1:
-        return first
-    return Failed(
-        stage=first.stage,
-        error_class=first.error_class,
-        reason=first.reason,
-        message=" | ".join(failure.message for failure in failures)[:2000],
-        attempts=max(failure.attempts for failure in failures),
-        first_failure=min(failure.first_failure for failure in failures),
-        last_failure=max(failure.last_failure for failure in failures),
-    )
 
 
 class DryRunProcessor:

@@ -36,26 +36,15 @@ import backoff
 
 from consumer.circuit import Breakers, Cause, CircuitBreaker, LastFailure
 from consumer.config import RetrySettings
-from consumer.errors import CircuitOpenError, ServiceUnavailableError, TransientError
+from consumer.errors import (
+    Cancelled,
+    CircuitOpenError,
+    RetriesExhausted,
+    ServiceUnavailableError,
+    TransientError,
+)
 
 T = TypeVar("T")
-
-
-class Cancelled(Exception):
-    """The item was cancelled before it was done; no new request was started for it."""
-
-
-class RetriesExhausted(Exception):
-    """The last transient error, after the budget ran out."""
-
-    def __init__(
-        self, error: TransientError, attempts: int, first_failure: float, last_failure: float
-    ) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.attempts = attempts
-        self.first_failure = first_failure
-        self.last_failure = last_failure
 
 
 class Cancellations:
@@ -143,7 +132,8 @@ class Retrier:
             with registered:
                 return self._loop(fn, cancelled, request_id)
         finally:
-            self._forget(request_id)
+            for breaker in self.breakers:
+                breaker.release(request_id)
 
     def _forget(self, request_id: str | None) -> None:
         if request_id is not None:
@@ -221,7 +211,9 @@ class Retrier:
         too_long = error.retry_after is not None and error.retry_after > remaining
         if spent or too_long:
             first = call.first_failure if call.first_failure is not None else failed_at
-            raise RetriesExhausted(error, call.attempts, first, failed_at) from error
+            raise RetriesExhausted(
+                error, attempts=call.attempts, first_failure=first, last_failure=failed_at
+            ) from error
 
     @staticmethod
     def _counts(
@@ -247,12 +239,10 @@ class Retrier:
 def _failure_as_error(service: str, cause: Cause) -> TransientError:
     """A request's failure as the breaker recorded it, as the error that ends an attempt."""
     kind = ServiceUnavailableError if cause.outage else TransientError
-    error = kind(
+    return kind(
         f"{service} {cause.endpoint}: {cause.reason or 'failed'} (its circuit then opened)",
         service=service,
         status=cause.status,
         retry_after=cause.retry_after,
+        reason=cause.reason or None,
     )
-    if cause.reason:
-        error.reason = cause.reason
-    return error

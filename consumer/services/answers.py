@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from types import UnionType
 from typing import Any, NoReturn
 
-from consumer.services.http import MalformedAnswerError
+from consumer.errors import MalformedAnswerError
 
 _KINDS: tuple[tuple[type | UnionType, str], ...] = (
     (bool, "a boolean"),

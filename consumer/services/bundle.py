@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import requests.adapters
 
+from consumer.services.calls import NO_GUARD, CallGuard, TokenSource
 from consumer.services.credentials import CredentialsClient
 from consumer.services.discovery import DiscoveryClient
-from consumer.services.http import NO_GUARD, CallGuard, HttpClient, TokenSource
+from consumer.services.http import HttpClient
 from consumer.services.lms import LmsClient
 from consumer.services.oauth import OAuthTokens
 from consumer.services.program_cache import CacheState, ProgramCache

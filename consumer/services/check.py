@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from consumer.errors import ConsumerError
+from consumer.errors import ConsumerError, RejectedError
 from consumer.services.bundle import Services, build_services
-from consumer.services.http import RejectedError
 from consumer.services.settings import ServiceSettings
 
 PROBE_USERNAME = "credentials-consumer-check"

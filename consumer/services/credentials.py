@@ -27,10 +27,10 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from consumer.commands import iso_utc
-from consumer.errors import PermanentError, TransientError
+from consumer.commands import CredentialStatus, iso_utc
+from consumer.errors import PermanentError, RejectedError, TransientError
 from consumer.services.answers import AnswerReader
-from consumer.services.http import HttpClient, RejectedError
+from consumer.services.http import HttpClient
 
 CREDENTIALS_PATH = "api/v2/credentials/"
 COURSE_CERTIFICATES_PATH = "api/v2/course_certificates/"
@@ -38,7 +38,6 @@ MAX_PAGES = 500
 """A learner never has 10,000 credentials; more pages means a paging loop."""
 
 CredentialType = Literal["program", "course-run"]
-Status = Literal["awarded", "revoked"]
 NOT_CONFIGURED_MARKER = "No active ProgramCertificate"
 
 
@@ -122,7 +121,7 @@ class CredentialsClient:
         username: str,
         course_run: str,
         mode: str,
-        status: Status,
+        status: CredentialStatus,
         date_override: datetime | None,
         request_id: str,
     ) -> None:
@@ -152,7 +151,7 @@ class CredentialsClient:
         username: str,
         lms_user_id: int,
         program_uuid: str,
-        status: Status,
+        status: CredentialStatus,
         request_id: str,
     ) -> ProgramWrite:
         """Award or revoke the learner's program credential (seed: ``award_program_certificate``).
@@ -218,7 +217,7 @@ class CredentialsClient:
         username: str,
         request_id: str,
         credential_type: CredentialType | None = None,
-        status: Status | None = None,
+        status: CredentialStatus | None = None,
         program_uuid: str | None = None,
         only_visible: bool | None = None,
     ) -> tuple[UserCredential, ...]:

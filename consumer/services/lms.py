@@ -15,10 +15,12 @@ Answers are checked item by item (``answers.AnswerReader``): another shape is a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from consumer.programs import PassingCertificate
+from consumer.errors import RejectedError
+from consumer.programs import LearnerCertificate, PassingCertificate
 from consumer.services.answers import AnswerReader
-from consumer.services.http import HttpClient, RejectedError, path_segment
+from consumer.services.http import HttpClient, path_segment
 
 PASSING_STATUSES = frozenset({"downloadable", "generating"})
 
@@ -35,6 +37,8 @@ class LmsCertificate:
     mode: str
     status: str
     is_passing: bool
+    modified: datetime | None = None
+    """``modified_date``, read leniently: only ``explain`` uses it, so it never fails a read."""
 
     @property
     def passing(self) -> bool:
@@ -44,6 +48,30 @@ class LmsCertificate:
     def as_passing(self) -> PassingCertificate:
         """The certificate as completion sees it: the run and the learner's own mode."""
         return PassingCertificate(course_run=self.course_id, mode=self.mode)
+
+    def as_learner(self, *, listed: bool) -> LearnerCertificate:
+        """The certificate as completion judges it (``rules.completion_skip``).
+
+        ``listed``: it came from the certificates list (viewable), not the per-run read.
+        """
+        return LearnerCertificate(
+            course_run=self.course_id,
+            mode=self.mode,
+            status=self.status,
+            listed=listed,
+            modified=self.modified,
+        )
+
+
+def _lenient_date(value: object) -> datetime | None:
+    """An ISO-8601 date as aware UTC, or None for anything else (never raises)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _certificate(read: AnswerReader, value: object, where: str) -> LmsCertificate:
@@ -55,6 +83,7 @@ def _certificate(read: AnswerReader, value: object, where: str) -> LmsCertificat
         mode=read.text(item.get("certificate_type"), f"{where}.certificate_type"),
         status=status,
         is_passing=passing if passing is not None else status in PASSING_STATUSES,
+        modified=_lenient_date(item.get("modified_date")),
     )
 
 

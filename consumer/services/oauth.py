@@ -118,7 +118,7 @@ class OAuthTokens:
         value, lifetime = _token_and_lifetime(reply.body)
         margin = self._refresh_margin if self._refresh_margin < lifetime else lifetime / 2
         self.fetches += 1
-        log.info("oauth_token_fetched", expires_in=lifetime, request_id=request_id)
+        log.info("oauth_token_fetched", expires_in=lifetime)
         return AccessToken(value=value, refresh_at=started + lifetime - margin, expires_in=lifetime)
 
 

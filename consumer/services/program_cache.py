@@ -216,11 +216,11 @@ class ProgramCache:
             self._first_attempt.wait(self._first_load_wait)
         index = self._index
         if index is None:
-            error = ServiceUnavailableError(
-                "discovery programs not loaded yet", service="discovery"
+            raise ServiceUnavailableError(
+                "discovery programs not loaded yet",
+                service="discovery",
+                reason="program_cache_empty",
             )
-            error.reason = "program_cache_empty"
-            raise error
         return index
 
     def programs_for_runs(self, runs: Iterable[str]) -> tuple[Program, ...]:

@@ -5,7 +5,8 @@ characters, quotes and backslashes (``José`` becomes ``Jos\u00e9``), and URLs a
 bodies percent-encode it (``Jos%C3%A9``, ``a+b``). ``redaction_forms`` lists the spellings;
 ``redact_text`` masks all of them at once, left to right, longest first. Parsed bodies are
 masked value by value *before* they are serialised (``redact_value``), then the text once
-more, so no serialiser can bring a spelling back.
+more, so no serialiser can bring a spelling back. ``mask_userinfo`` hides the
+``user:password@`` a configured URL may carry.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
 
@@ -88,3 +89,17 @@ def redact_value(value: object, secrets: Iterable[str]) -> object:
         return item
 
     return walk(value, 0)
+
+
+def mask_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced by ``***@`` (the rest as given).
+
+    Text that is not a URL at all shows no part that could be user info.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***" if "@" in url else url
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))

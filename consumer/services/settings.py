@@ -1,9 +1,10 @@
 """What the service clients need to know, as one frozen value.
 
 ``consumer.config`` fills it from the environment (the variable for each field is named
-below); the clients never read the environment themselves. The OAuth2 secret is hidden
-from ``repr`` and masked by ``describe()``, as is the user info a service URL may carry
-(``https://user:pass@host``), so printing the settings never leaks either.
+below) and validates every value there, reporting the variable; the clients never read the
+environment themselves. The OAuth2 secret is hidden from ``repr``, and ``config.describe``
+masks it and the user info a service URL may carry (``https://user:pass@host``), so
+printing the settings never leaks either.
 
 Example::
 
@@ -19,19 +20,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
-
-CompletionSource = Literal["credentials", "lms"]
-"""Where a learner's passing certificates come from when computing program completion.
-
-``credentials`` (default): Credentials' own ``course-run`` credentials with
-``status=awarded`` and no ``only_visible`` — closest to the seed, sees certificates
-before they are viewable, but misses runs of orgs whose course sync is disabled.
-``lms``: the LMS certificates list — sees every org, but only courses whose certificates
-are already viewable.
-"""
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,44 +61,3 @@ class ServiceSettings:
     program_cache_ttl: float = 300.0
     """Seconds between background refreshes of Discovery's programs.
     (``CONSUMER_PROGRAM_CACHE_TTL_SECONDS``)"""
-    completion_source: CompletionSource = "credentials"
-    """Where passing certificates come from. (``CONSUMER_COMPLETION_SOURCE``)"""
-
-    def __post_init__(self) -> None:
-        """Reject values no client could work with (the config module names the variable)."""
-        if self.pool_size < 1:
-            raise ValueError("pool_size must be at least 1")
-        if self.connect_timeout <= 0 or self.read_timeout <= 0 or self.total_timeout <= 0:
-            raise ValueError("timeouts must be positive")
-        if self.program_cache_ttl <= 0:
-            raise ValueError("program_cache_ttl must be positive")
-        if self.completion_source not in ("credentials", "lms"):
-            raise ValueError("completion_source must be credentials or lms")
-
-    def describe(self) -> list[tuple[str, str]]:
-        """(name, value) rows for ``check`` and the start-up log; secrets masked.
-
-        The client secret is ``***``; a URL's user info becomes ``***@``.
-        """
-        rows: list[tuple[str, str]] = []
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if item.name == "oauth_client_secret":
-                shown = "***" if value else ""
-            elif item.name.endswith("_url") and isinstance(value, str):
-                shown = mask_userinfo(value)
-            else:
-                shown = str(value)
-            rows.append((item.name, shown))
-        return rows
-
-
-def mask_userinfo(url: str) -> str:
-    """``url`` with any ``user:password@`` replaced by ``***@`` (the rest as given)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # not a URL at all: show no part that could be user info
-        return "***" if "@" in url else url
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))

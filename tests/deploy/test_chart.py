@@ -18,7 +18,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from consumer import cli, config
+from consumer import config
+from consumer.cli import dlq, replay, run
+from consumer.cli.main import build_parser
 from consumer.errors import ConfigError
 from tests.support.chart import (
     ALL_FEATURES,
@@ -254,7 +256,8 @@ def test_termination_grace_outlasts_the_worker_shutdown() -> None:
 def test_large_and_fractional_numbers_reach_the_worker_as_written() -> None:
     """YAML numbers are floats to helm: 604800000 must not become 6.048e+08."""
     data = render(ALL_FEATURES).config_map()
-    assert data["CONSUMER_MAX_BUFFERED"] == "2000000"
+    assert data["CONSUMER_MAX_BUFFERED"] == "1000000"
+    assert data["CONSUMER_DEAD_LETTER_RETENTION_MS"] == "604800000"
     assert data["CONSUMER_HTTP_CONNECT_TIMEOUT"] == "3.05"
     assert data["CONSUMER_MAX_IN_FLIGHT"] == "8"
     assert data["CONSUMER_SYNC_COURSE_CERTIFICATES"] == "false"
@@ -438,7 +441,7 @@ def test_the_worker_and_the_helm_test_run_their_commands() -> None:
     rendered = render(TUTOR)
     worker = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert worker == ["run"]
-    assert cli._parser().parse_args(worker).func is cli.cmd_run
+    assert build_parser().parse_args(worker).func is run.cmd_run
     test_pod = rendered.one("Pod")
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert test_pod["spec"]["containers"][0]["args"] == ["check"]
@@ -488,6 +491,9 @@ def test_the_replay_job_runs_the_replay_it_is_given(
     assert args[:-2] == expected
     assert args[-2] == "--group-id"
     assert re.fullmatch(r"credentials-consumer\.replay\.[0-9a-f]{8}", args[-1])
+    assert (
+        build_parser().parse_args(args).func is replay.cmd_replay
+    )  # the worker's own CLI takes them
     chosen = job_args(render(TUTOR, settings={**settings, "replayJob.groupId": "mine"}), "replay")
     assert chosen[-2:] == ["--group-id", "mine"]
 
@@ -529,8 +535,8 @@ def test_the_redrive_job_redrives_the_topic_it_is_given() -> None:
         }
         args = job_args(render(TUTOR, settings=settings), "redrive")
         assert args == ["dlq", "redrive", "prod-x.dlq", *(["--dry-run"] if dry_run else [])]
-        parsed = cli._parser().parse_args(args)
-        assert parsed.func is cli.cmd_dlq_redrive
+        parsed = build_parser().parse_args(args)
+        assert parsed.func is dlq.cmd_dlq_redrive
         assert (parsed.topic, parsed.dry_run) == ("prod-x.dlq", dry_run)
     assert "redriveJob.topic" in refusal(TUTOR, settings={"redriveJob.enabled": True})
 

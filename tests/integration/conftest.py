@@ -18,6 +18,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from consumer.wire import Decoder, RegistryWriterSchemas, load_reader_schemas, registry_client
 from tests.support.lms import LmsProducer
+from tests.support.worker import kill_leftovers
 
 
 class Stack:
@@ -35,6 +36,13 @@ class Stack:
         )
         futures[name].result(timeout=30)
         return name
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test() -> Iterator[None]:
+    """A failed test's workers are killed at its end, not left to disturb the next tests."""
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture(scope="session")

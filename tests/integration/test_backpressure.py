@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from consumer.config import EngineSettings, KafkaSettings
-from consumer.engine import Engine, consumer_config
+from consumer.config import EngineSettings, KafkaSettings, consumer_config
+from consumer.engine import Engine, HeldFailures
 from consumer.events import Event, EventType
 from consumer.observability import Metrics
 from consumer.outcomes import Applied, Outcome
@@ -45,7 +45,7 @@ def test_a_stuck_backlog_holds_exactly_the_buffer_then_drains(
         topics=[topic],
         decoder=decoder,
         processor=stuck_until_released,
-        sink=None,
+        sink=HeldFailures(),
         settings=EngineSettings(
             max_in_flight=4, max_buffered=MAX_BUFFERED, commit_interval_seconds=0.2
         ),

@@ -8,8 +8,9 @@ import uuid
 import pytest
 from structlog.testing import capture_logs
 
-from consumer.config import EngineSettings, KafkaSettings
-from consumer.engine import Engine, WorkerCrashedError, consumer_config
+from consumer.config import EngineSettings, KafkaSettings, consumer_config
+from consumer.engine import Engine, HeldFailures
+from consumer.errors import WorkerCrashedError
 from consumer.events import CertificateEvent, Event, EventType
 from consumer.observability import Metrics
 from consumer.outcomes import Applied, Outcome
@@ -54,7 +55,7 @@ def test_an_unclassified_exception_stops_the_worker_below_the_event(
         topics=[topic],
         decoder=decoder,
         processor=buggy,
-        sink=None,
+        sink=HeldFailures(),
         settings=EngineSettings(max_in_flight=16, commit_interval_seconds=0.1),
         metrics=Metrics(),
     )

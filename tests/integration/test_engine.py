@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.deadletter import context_of
+from consumer.deadletter.records import context_of
 from consumer.events import EventType
 from tests.fakes.openedx import FakeOpenEdx
 from tests.integration.conftest import Stack

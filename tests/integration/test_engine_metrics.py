@@ -13,8 +13,8 @@ import uuid
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from consumer.config import EngineSettings, KafkaSettings
-from consumer.engine import Engine, consumer_config
+from consumer.config import EngineSettings, KafkaSettings, consumer_config
+from consumer.engine import Engine, HeldFailures
 from consumer.events import Event, EventType
 from consumer.lag import LagMonitor
 from consumer.observability import Metrics
@@ -72,7 +72,7 @@ def test_running_queued_stuck_and_lag_while_every_worker_is_stuck(
         topics=[topic],
         decoder=decoder,
         processor=stuck_until_released,
-        sink=None,
+        sink=HeldFailures(),
         settings=EngineSettings(max_in_flight=2, max_buffered=6, commit_interval_seconds=0.2),
         metrics=metrics,
         lag_monitor=LagMonitor(
@@ -167,7 +167,7 @@ def test_processing_time_starts_when_a_thread_picks_the_event_up(
         topics=[topic],
         decoder=decoder,
         processor=twenty_seconds,
-        sink=None,
+        sink=HeldFailures(),
         settings=EngineSettings(max_in_flight=1, commit_interval_seconds=0.2),
         metrics=metrics,
         stop_when_idle=0.5,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from consumer.deadletter import context_of
+from consumer.deadletter.records import context_of
 from consumer.events import EventType
 from consumer.wire import Record
 from tests.fakes.openedx import FakeOpenEdx

@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from consumer.config import EngineSettings, KafkaSettings
-from consumer.engine import Engine, consumer_config
+from consumer.config import EngineSettings, KafkaSettings, consumer_config
+from consumer.engine import Engine, HeldFailures
 from consumer.events import CertificateEvent, Event, EventType
 from consumer.observability import Metrics
 from consumer.outcomes import Applied, Outcome
@@ -64,7 +64,7 @@ def test_events_wait_for_the_registry_and_none_is_dead_lettered(
         topics=[topic],
         decoder=Decoder(RegistryWriterSchemas(client), load_reader_schemas()),
         processor=record,
-        sink=None,  # a failure would be held and counted: there must be none
+        sink=HeldFailures(),  # a failure would be held and counted: there must be none
         settings=EngineSettings(max_in_flight=8, commit_interval_seconds=0.2),
         metrics=metrics,
         stop_when_idle=1.5,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.deadletter import context_of
+from consumer.deadletter.records import context_of
 from consumer.events import EventType
 from consumer.services.http import request_id_header
 from tests.fakes.openedx import FakeOpenEdx

@@ -1,30 +1,49 @@
-"""An in-process HTTP transport for the worker's clients: answers come from a function.
+"""A fake transport for the worker's HTTP clients: answers come from a function, no sockets.
 
-Mounted with ``HttpClient(transport=...)`` (``build_services(..., transport=...)``), it lets
-a test answer any bytes for any request without sockets, so a property test can run
+``HttpClient(transport=MockTransport(handler))`` (or ``build_services(..., transport=...)``)
+sends every request to ``handler(request)``, which returns an ``Answer`` — or a
+``(status, body bytes)`` pair — or raises the exception ``requests`` would (a
+``ConnectTimeout``, a ``ConnectionError``...). The requests sent are kept in ``requests``.
+Like httpx's ``MockTransport``: a client test needs no server, and a property test can run
 hundreds of examples per second.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 import requests.adapters
 from requests.structures import CaseInsensitiveDict
 
-Answer = tuple[int, bytes]
-Respond = Callable[[requests.PreparedRequest], Answer]
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer: ``body`` is sent as is when bytes, else as JSON."""
+
+    status: int = 200
+    body: object = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def raw(self) -> bytes:
+        """The body's bytes."""
+        return self.body if isinstance(self.body, bytes) else json.dumps(self.body).encode()
 
 
-class FunctionTransport(requests.adapters.BaseAdapter):
-    """A requests adapter whose every answer is ``respond(request) -> (status, body)``."""
+Handler = Callable[[requests.PreparedRequest], Answer | tuple[int, bytes]]
 
-    def __init__(self, respond: Respond) -> None:
+
+class MockTransport(requests.adapters.BaseAdapter):
+    """A ``requests`` adapter whose every answer is ``handler(request)``."""
+
+    def __init__(self, handler: Handler) -> None:
         super().__init__()
-        self._respond = respond
+        self._handler = handler
+        self.requests: list[requests.PreparedRequest] = []
 
     def send(
         self,
@@ -35,13 +54,18 @@ class FunctionTransport(requests.adapters.BaseAdapter):
         cert: Any = None,  # noqa: ARG002
         proxies: Mapping[str, str] | None = None,  # noqa: ARG002
     ) -> requests.Response:
-        """Answer ``request`` from the function."""
-        status, body = self._respond(request)
+        """Answer ``request`` from the handler (or raise what it raises)."""
+        self.requests.append(request)
+        answer = self._handler(request)
+        if isinstance(answer, tuple):
+            answer = Answer(*answer)
+        body = answer.raw()
         response = requests.Response()
-        response.status_code = status
+        response.status_code = answer.status
         response.headers = CaseInsensitiveDict(
             {"Content-Type": "application/json", "Content-Length": str(len(body))}
         )
+        response.headers.update(answer.headers)
         response.raw = io.BytesIO(body)
         response.url = request.url or ""
         response.request = request

@@ -12,12 +12,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.openedx import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeOpenEdx
 
@@ -86,9 +88,17 @@ def worker_env(
 
 
 class WorkerProcess:
-    """One ``credentials-consumer`` process with its logs in files."""
+    """One ``credentials-consumer`` process with its logs in files.
+
+    Every instance is remembered until ``kill_leftovers`` (an autouse fixture of the
+    integration tests) runs: a test that fails half-way must not leave a worker running into
+    the next tests, where it would hold a group or a port and write to shared topics.
+    """
+
+    running: ClassVar[list[WorkerProcess]] = []
 
     def __init__(self, env: Mapping[str, str], args: list[str], workdir: Path, name: str) -> None:
+        WorkerProcess.running.append(self)
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self.out_path = workdir / f"{name}.out"
@@ -149,6 +159,12 @@ class WorkerProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def kill_leftovers() -> None:
+    """SIGKILL every worker a test started and left running; close its log files."""
+    while WorkerProcess.running:
+        WorkerProcess.running.pop().kill()
+
+
 def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
     """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -186,3 +202,14 @@ def end_offsets(bootstrap_servers: str, topic: str, partitions: int) -> dict[int
         }
     finally:
         consumer.close()
+
+
+def scrape(port: int, name: str, **labels: str) -> float | None:
+    """The value of sample ``name`` with ``labels`` on a worker's ``/metrics``, if exported."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None

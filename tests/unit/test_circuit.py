@@ -140,6 +140,156 @@ def test_one_event_never_opens_the_circuit_whatever_its_failures(clock: FakeCloc
     assert breaker.state is State.CLOSED
 
 
+LIST = "credentials_list"
+REFUSED = Cause(LIST, 403, "http_403", outage=True)  # the service user may not read
+OWN_500 = Cause(LIST, 500, "http_500")  # a failure that belongs to its event
+WRITTEN = Cause("credentials_post", 201)  # another endpoint answers
+BAD_GATEWAY = Cause("credentials_post", 502, "http_502", outage=True)
+READ = Cause(LIST, 200)
+EndpointStep = tuple[str, Cause] | Cause  # (event id, failure), or a success
+
+
+def replay(breaker: CircuitBreaker, steps: list[EndpointStep]) -> None:
+    for step in steps:
+        if isinstance(step, Cause):
+            breaker.record_success(step)
+        else:
+            breaker.record_failure(*step)
+
+
+@pytest.mark.parametrize(
+    ("steps", "state"),
+    [
+        pytest.param(
+            [("r1", REFUSED), WRITTEN, ("r2", REFUSED), WRITTEN, ("r3", REFUSED)],
+            State.OPEN,
+            id="403s on reads between successful writes: opens",
+        ),
+        pytest.param(
+            [("r1", REFUSED), WRITTEN, ("r2", REFUSED), READ, ("r3", REFUSED), WRITTEN],
+            State.CLOSED,
+            id="a success on the endpoint resets its count",
+        ),
+        pytest.param(
+            [("r1", REFUSED), WRITTEN] * 5,
+            State.CLOSED,
+            id="one event's 403s never open it",
+        ),
+        pytest.param(
+            [("r1", OWN_500), WRITTEN, ("r2", OWN_500), WRITTEN, ("r3", OWN_500)],
+            State.CLOSED,
+            id="own failures: only the service-wide count",
+        ),
+        pytest.param(
+            [("r1", REFUSED), ("r2", BAD_GATEWAY), WRITTEN, ("r3", REFUSED)],
+            State.CLOSED,
+            id="each endpoint counts its own failures",
+        ),
+    ],
+)
+def test_outage_class_failures_are_also_counted_per_endpoint(
+    clock: FakeClock, steps: list[EndpointStep], state: State
+) -> None:
+    """N outage-class failures of one endpoint from two events open it, whatever else succeeds.
+
+    A service user lacking view_usercredential gets 403 on every read while its writes
+    succeed: with only the service-wide count, each write reset it and the circuit never
+    opened.
+    """
+    breaker = make_breaker(clock)
+    replay(breaker, steps)
+    assert breaker.state is state
+
+
+def test_a_success_elsewhere_does_not_close_it_while_the_endpoint_stays_broken(
+    clock: FakeClock,
+) -> None:
+    """A probe answered on another endpoint frees the slot; only the broken endpoint closes it.
+
+    Closing on the write would let every waiter read again, fail, and re-open at once (a
+    flap, and a circuit alert that never fires); the next request probes instead.
+    """
+    changes: list[State] = []
+    breaker = make_breaker(clock, changes=changes)
+    replay(breaker, [("r1", REFUSED), WRITTEN, ("r2", REFUSED), WRITTEN, ("r1", REFUSED)])
+    clock.advance(OPEN)
+    breaker.before_request("newcomer")  # its course certificate write is the probe...
+    breaker.record_success(WRITTEN)  # ...and succeeds
+    breaker.before_request("newcomer")  # the slot is free: its read is the next probe
+    breaker.record_failure("newcomer", REFUSED)
+    clock.advance(2 * OPEN)  # the failed probe doubled the period
+    breaker.before_request("r2")
+    breaker.record_success(READ)  # the permission was granted
+    assert changes == [
+        State.OPEN,
+        State.HALF_OPEN,
+        State.OPEN,
+        State.HALF_OPEN,
+        State.CLOSED,
+    ]
+
+
+def test_one_events_failed_probes_do_not_crowd_the_others_out(clock: FakeClock) -> None:
+    """After one event failed many probes, the endpoint is still broken by both events."""
+    breaker = make_breaker(clock)
+    replay(breaker, [("r1", REFUSED), ("r2", REFUSED), ("r1", REFUSED)])
+    for _ in range(THRESHOLD + 1):
+        clock.advance(MAX_OPEN)
+        breaker.before_request("r2")
+        breaker.record_failure("r2", REFUSED)
+    clock.advance(MAX_OPEN)
+    breaker.before_request("newcomer")
+    breaker.record_success(WRITTEN)
+    assert breaker.state is State.HALF_OPEN
+
+
+def test_a_success_elsewhere_frees_the_probe_slot_for_a_waiter(
+    clock: FakeClock, waiters: list[Waiter]
+) -> None:
+    """A waiting event gets the slot once the probe answered elsewhere; still half-open."""
+    breaker = make_breaker(clock)
+    replay(breaker, [("r1", REFUSED), ("r2", REFUSED), ("r1", REFUSED)])
+    clock.advance(OPEN)
+    breaker.before_request("newcomer")
+    waiter = Waiter(breaker, "r1")
+    waiters.append(waiter)
+    breaker.record_success(WRITTEN)
+    assert waiter.returned.wait(JOIN)
+    assert breaker.state is State.HALF_OPEN
+    breaker.before_request("r1")
+
+
+def test_an_endpoint_stops_holding_the_circuit_once_its_events_are_released(
+    clock: FakeClock,
+) -> None:
+    """When the calls of the events that failed there are over, a success elsewhere closes.
+
+    Nobody is left to retry the endpoint (their partition was revoked, say): keeping the
+    circuit half-open would throttle the service to one request at a time for nothing.
+    """
+    breaker = make_breaker(clock)
+    replay(breaker, [("r1", REFUSED), ("r2", REFUSED), ("r1", REFUSED)])
+    breaker.release("r1")
+    breaker.release("r2")
+    assert breaker.last_failure("r1") is None
+    clock.advance(OPEN)
+    breaker.before_request("newcomer")
+    breaker.record_success(WRITTEN)
+    assert breaker.state is State.CLOSED
+
+
+def test_a_released_event_leaves_the_others_in_the_streak(clock: FakeClock) -> None:
+    """Releasing one event keeps the failures of the others: two of them still open it."""
+    breaker = make_breaker(clock)
+    replay(breaker, [("gone", REFUSED), ("r1", REFUSED), WRITTEN])
+    breaker.release("gone")
+    replay(breaker, [("r2", REFUSED), WRITTEN])
+    states = [breaker.state]
+    replay(breaker, [("r1", REFUSED)])
+    states.append(breaker.state)
+    assert states == [State.CLOSED, State.OPEN]
+
+
 def test_threshold_of_one_opens_on_a_single_failure(clock: FakeClock) -> None:
     """With failure_threshold=1 one failure opens the circuit."""
     breaker = make_breaker(clock, threshold=1)

@@ -15,7 +15,7 @@ from consumer.config import (
     RetrySettings,
     Settings,
 )
-from consumer.errors import ConfigError
+from consumer.errors import ConfigError, ConfigErrors
 from consumer.handlers import Policy
 from consumer.rules import ALL_PROGRAMS
 from consumer.services.settings import ServiceSettings
@@ -136,7 +136,7 @@ def test_service_variables_are_required_unless_dry_run(variable: str) -> None:
             lambda s: s.services.program_cache_ttl, 300.0, id="CONSUMER_PROGRAM_CACHE_TTL_SECONDS"
         ),
         pytest.param(
-            lambda s: s.services.completion_source, "credentials", id="CONSUMER_COMPLETION_SOURCE"
+            lambda s: s.policy.completion_source, "credentials", id="CONSUMER_COMPLETION_SOURCE"
         ),
         pytest.param(lambda s: s.services.pool_size, 64, id="pool size: CONSUMER_MAX_IN_FLIGHT"),
     ],
@@ -314,7 +314,7 @@ def test_load_is_pure(monkeypatch: pytest.MonkeyPatch) -> None:
             "CONSUMER_PROGRAM_CACHE_TTL_SECONDS", "1", lambda s: s.services.program_cache_ttl, 1.0
         ),
         pytest.param(
-            "CONSUMER_COMPLETION_SOURCE", "lms", lambda s: s.services.completion_source, "lms"
+            "CONSUMER_COMPLETION_SOURCE", "lms", lambda s: s.policy.completion_source, "lms"
         ),
         pytest.param(
             "CONSUMER_MAX_IN_FLIGHT",
@@ -554,7 +554,7 @@ def test_secrets_never_in_repr(render: Callable[[object], str]) -> None:
 def test_secrets_masked_in_describe() -> None:
     """describe() shows every setting once, secrets as '***' and never their values."""
     settings = full_secrets()
-    rows = settings.describe()
+    rows = config.describe(settings)
     values = dict(rows)
     assert len(values) == len(rows)
     assert values["api_secret"] == "***"
@@ -573,6 +573,7 @@ def test_secrets_masked_in_describe() -> None:
         *Policy.__dataclass_fields__,
         *ServiceSettings.__dataclass_fields__,
         "dry_run",
+        "dry_run_output",
         "metrics_port",
         "log_format",
         "log_level",
@@ -582,7 +583,7 @@ def test_secrets_masked_in_describe() -> None:
 
 def test_describe_shows_unset_secrets_as_none() -> None:
     """An unset Kafka secret is shown as None, so describe() tells 'unset' from 'set'."""
-    values = dict(config.load(BASE).describe())
+    values = dict(config.describe(config.load(BASE)))
     assert values["api_secret"] == "None"
     assert values["schema_registry_api_secret"] == "None"
 
@@ -663,3 +664,238 @@ def test_dead_letter_topic_is_source_plus_suffix(
     kafka = load(**env).kafka
     assert kafka.full_topic(source.removeprefix("prod-")) == source
     assert kafka.dead_letter_topic(source) == dead_letter
+
+
+# ---------------------------------------------------------------------------- hostile values
+
+INT_VARIABLES = (
+    "CONSUMER_MAX_IN_FLIGHT",
+    "CONSUMER_MAX_BUFFERED",
+    "CONSUMER_RETRY_MAX_ATTEMPTS",
+    "CONSUMER_CIRCUIT_FAILURE_THRESHOLD",
+    "CONSUMER_METRICS_PORT",
+    "CONSUMER_DEAD_LETTER_RETENTION_MS",
+)
+HUGE_INTEGER = "1" + "0" * 400  # above 1e308: no float can hold it
+
+
+def _refused(env: dict[str, str], *, with_services: bool = True) -> list[str]:
+    """The variables named by the ConfigErrors that loading ``env`` raises ([] if none)."""
+    try:
+        config.load({**BASE, **env}, with_services=with_services)
+    except ConfigErrors as error:
+        return [item.variable for item in error.errors]
+    return []
+
+
+@pytest.mark.parametrize("variable", INT_VARIABLES)
+def test_integers_above_1e308_are_configuration_errors(variable: str) -> None:
+    """An integer too large for a float is a ConfigError naming the variable, not OverflowError."""
+    assert _refused({variable: HUGE_INTEGER}) == [variable]
+
+
+@pytest.mark.parametrize("variable", [*SECONDS_VARIABLES, "CONSUMER_KAFKA_TIMEOUT_SECONDS"])
+@pytest.mark.parametrize("raw", ["1e308", "100000", HUGE_INTEGER])
+def test_absurd_durations_are_refused(variable: str, raw: str) -> None:
+    """Every duration has a sane maximum: 1e308 s would overflow a wait and crash-loop."""
+    assert _refused({variable: raw}) == [variable]
+
+
+URL_VARIABLES = (
+    "EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL",
+    "BACKEND_SERVICE_EDX_OAUTH2_PROVIDER_URL",
+    "CREDENTIALS_INTERNAL_SERVICE_URL",
+    "LMS_ROOT_URL",
+    "CMS_ROOT_URL",
+    "COURSE_CATALOG_API_URL",
+)
+
+
+@pytest.mark.parametrize("variable", URL_VARIABLES)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("http://[::1", id="unclosed IPv6 bracket"),
+        pytest.param("http://lms.example.com:99999", id="port above 65535"),
+        pytest.param("http://lms.example.com:http", id="port not a number"),
+        pytest.param("http://lms.example.com:0", id="port 0"),
+        pytest.param("http://:8000", id="no host"),
+    ],
+)
+def test_malformed_service_urls_are_configuration_errors(variable: str, raw: str) -> None:
+    """A URL that would fail every request (or raise while parsed) is refused, naming it."""
+    assert _refused({variable: raw}) == [variable]
+
+
+def test_a_url_error_does_not_echo_user_info() -> None:
+    """A refused URL is shown without its user:password part."""
+    with pytest.raises(ConfigError) as caught:
+        load(EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL="http://user:pa55word@registry:99999")
+    assert "pa55word" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "kafka",
+        "kafka:",
+        "kafka:notaport",
+        "kafka:0",
+        "kafka:99999",
+        "kafka:9092,",
+        "kafka:9092,,kafka-2:9092",
+        "kafka 1:9092",
+        "http://kafka:9092",
+        "::1:9092",
+    ],
+)
+def test_bootstrap_servers_must_be_host_port_lists(raw: str) -> None:
+    """Each bootstrap server must be host:port (port 1-65535), optionally PROTOCOL://."""
+    assert _refused({BOOTSTRAP: raw}) == [BOOTSTRAP]
+
+
+@pytest.mark.parametrize(
+    "raw", ["kafka:9092", "k1:9092, k2:9093", "SASL_SSL://kafka.example.com:9096", "[::1]:9092"]
+)
+def test_valid_bootstrap_servers_are_accepted(raw: str) -> None:
+    """Host names, IPv4, bracketed IPv6 and listener prefixes are all valid."""
+    assert _refused({BOOTSTRAP: raw}) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        pytest.param({"CONSUMER_TOPICS": "certificates,bad topic"}, "CONSUMER_TOPICS", id="space"),
+        pytest.param({"CONSUMER_TOPICS": "cert/ificates"}, "CONSUMER_TOPICS", id="slash"),
+        pytest.param({"CONSUMER_TOPICS": "t" * 250}, "CONSUMER_TOPICS", id="too long"),
+        pytest.param({"CONSUMER_TOPICS": ".."}, "CONSUMER_TOPICS", id="dot dot"),
+        pytest.param({"CONSUMER_TOPICS": "café"}, "CONSUMER_TOPICS", id="not ASCII"),
+        pytest.param({"EVENT_BUS_TOPIC_PREFIX": "prod env"}, "EVENT_BUS_TOPIC_PREFIX", id="prefix"),
+        pytest.param(
+            {"EVENT_BUS_TOPIC_PREFIX": "p" * 240},
+            "CONSUMER_TOPICS",
+            id="prefixed name too long",
+        ),
+        pytest.param(
+            {"CONSUMER_DEAD_LETTER_TOPIC_SUFFIX": "/dead"},
+            "CONSUMER_DEAD_LETTER_TOPIC_SUFFIX",
+            id="bad suffix",
+        ),
+        pytest.param(
+            {"CONSUMER_TOPICS": "t" * 247},
+            "CONSUMER_DEAD_LETTER_TOPIC_SUFFIX",
+            id="dead-letter name too long",
+        ),
+    ],
+)
+def test_topic_names_follow_kafkas_rules(env: dict[str, str], variable: str) -> None:
+    """Topic names, with prefix and dead-letter suffix, must be legal Kafka topic names."""
+    assert set(_refused(env)) == {variable}
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        pytest.param({"CONSUMER_TOPICS": "certificates,certificates.dlq"}, id="another's"),
+        pytest.param(
+            {"CONSUMER_TOPICS": "a,a-dead", "CONSUMER_DEAD_LETTER_TOPIC_SUFFIX": "-dead"},
+            id="another's with a custom suffix",
+        ),
+        pytest.param(
+            {"CONSUMER_TOPICS": "a,a.dlq,a.dlq.dlq"},
+            id="a chain of them",
+        ),
+    ],
+)
+def test_a_consumed_topic_that_is_a_dead_letter_topic_is_refused(env: dict[str, str]) -> None:
+    """Consuming a dead-letter topic of a consumed topic would loop dead letters for ever."""
+    assert set(_refused(env)) == {"CONSUMER_TOPICS"}
+
+
+def test_every_configuration_error_is_reported_at_once() -> None:
+    """One load reports every bad variable, each message naming its own variable."""
+    env = {
+        BOOTSTRAP: "kafka",
+        "CONSUMER_MAX_IN_FLIGHT": "many",
+        "CONSUMER_LOG_FORMAT": "xml",
+        "LMS_ROOT_URL": "http://[::1",
+        "CONSUMER_TOPICS": "a,a.dlq",
+        "CONSUMER_HTTP_READ_TIMEOUT": "1e308",
+    }
+    with pytest.raises(ConfigErrors) as caught:
+        config.load({**BASE, **env})
+    assert sorted(error.variable for error in caught.value.errors) == sorted(env)
+    lines = str(caught.value).splitlines()
+    assert len(lines) == len(env)
+    assert all(line.split(":", 1)[0] in env for line in lines)
+
+
+def test_missing_service_variables_are_reported_together() -> None:
+    """Outside dry-run, every missing service variable is named in one go."""
+    with pytest.raises(ConfigErrors) as caught:
+        config.load({BOOTSTRAP: "kafka:9092"})
+    assert {error.variable for error in caught.value.errors} == {
+        "BACKEND_SERVICE_EDX_OAUTH2_PROVIDER_URL",
+        "BACKEND_SERVICE_EDX_OAUTH2_KEY",
+        "BACKEND_SERVICE_EDX_OAUTH2_SECRET",
+        "CREDENTIALS_INTERNAL_SERVICE_URL",
+        "LMS_ROOT_URL",
+    }
+
+
+def test_without_services_no_service_variable_is_required_or_read() -> None:
+    """Kafka-only commands need the bootstrap servers and nothing of the services."""
+    settings = config.load(
+        {BOOTSTRAP: "kafka:9092", "LMS_ROOT_URL": "not a url"}, with_services=False
+    )
+    assert settings.services is None
+
+
+# ---------------------------------------------------------------------------- new settings
+
+
+def test_prefix_sets_the_default_group_id() -> None:
+    """With EVENT_BUS_TOPIC_PREFIX, the default group is '<prefix>-credentials-consumer'."""
+    assert load(EVENT_BUS_TOPIC_PREFIX="stage").kafka.group_id == "stage-credentials-consumer"
+    assert load(EVENT_BUS_TOPIC_PREFIX="stage", CONSUMER_GROUP_ID="mine").kafka.group_id == "mine"
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "get", "expected"),
+    [
+        ("CONSUMER_DEAD_LETTER_RETENTION_MS", None, lambda s: s.kafka.dead_letter_retention_ms, -1),
+        (
+            "CONSUMER_DEAD_LETTER_RETENTION_MS",
+            "2592000000",
+            lambda s: s.kafka.dead_letter_retention_ms,
+            2_592_000_000,
+        ),
+        ("CONSUMER_MAX_RATE", None, lambda s: s.engine.max_rate, 0.0),
+        ("CONSUMER_MAX_RATE", "12.5", lambda s: s.engine.max_rate, 12.5),
+        ("CONSUMER_KAFKA_TIMEOUT_SECONDS", None, lambda s: s.kafka.timeout_seconds, 15.0),
+        ("CONSUMER_KAFKA_TIMEOUT_SECONDS", "3", lambda s: s.kafka.timeout_seconds, 3.0),
+    ],
+)
+def test_new_settings_defaults_and_values(
+    variable: str, raw: str | None, get: Callable[[Settings], object], expected: object
+) -> None:
+    """Dead-letter retention, the rate cap and the Kafka timeout: defaults and parsed values."""
+    assert get(load(**({variable: raw} if raw is not None else {}))) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("CONSUMER_DEAD_LETTER_RETENTION_MS", "0"),
+        ("CONSUMER_DEAD_LETTER_RETENTION_MS", "60000"),
+        ("CONSUMER_DEAD_LETTER_RETENTION_MS", "-2"),
+        ("CONSUMER_DEAD_LETTER_RETENTION_MS", "forever"),
+        ("CONSUMER_MAX_RATE", "-1"),
+        ("CONSUMER_MAX_RATE", "inf"),
+        ("CONSUMER_MAX_RATE", "1e9"),
+        ("CONSUMER_KAFKA_TIMEOUT_SECONDS", "0"),
+    ],
+)
+def test_new_settings_refuse_bad_values(variable: str, raw: str) -> None:
+    """Retention below an hour (except -1), negative rates and zero timeouts are refused."""
+    assert _refused({variable: raw}) == [variable]

@@ -10,10 +10,11 @@ from typing import Any, ClassVar
 import pytest
 from confluent_kafka import KafkaError, Message
 
-from consumer import __version__, deadletter
-from consumer.deadletter import (
+from consumer import __version__
+from consumer.deadletter import producer as producer_module
+from consumer.deadletter.producer import DeadLetterProducer
+from consumer.deadletter.records import (
     HEADER_PREFIX,
-    DeadLetterProducer,
     context_headers,
     context_of,
     original_headers,
@@ -226,7 +227,7 @@ class FakeProducer:
 @pytest.fixture
 def producer(monkeypatch: pytest.MonkeyPatch) -> tuple[DeadLetterProducer, FakeProducer]:
     FakeProducer.instances.clear()
-    monkeypatch.setattr(deadletter, "Producer", FakeProducer)
+    monkeypatch.setattr(producer_module, "Producer", FakeProducer)
     sink = DeadLetterProducer(
         {"bootstrap.servers": "kafka:9092", "security.protocol": "SASL_SSL"},
         topic_for=lambda topic: f"{topic}.dlq",
@@ -261,7 +262,7 @@ def test_send_keeps_key_value_and_original_headers(
     """The dead-letter record has the same key and value bytes and the original headers first."""
     sink, fake = producer
     _, delivered = collector()
-    sink.send(source(), failure(), delivered)
+    assert sink.send(source(), failure(), delivered)  # True: ``delivered`` will report
     (message,) = fake.produced
     assert message["topic"] == "prod-learning-certificate-lifecycle.dlq"
     assert message["key"] == source().key

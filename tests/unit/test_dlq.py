@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.deadletter import HEADER_PREFIX
-from consumer.dlq import DlqSummary, course_key_of
+from consumer.deadletter.inspect import DlqSummary, course_key_of
+from consumer.deadletter.records import HEADER_PREFIX
 from consumer.wire import Record
 from tests.support.hostile import varint
 

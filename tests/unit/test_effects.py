@@ -21,11 +21,13 @@ from consumer.commands import (
 from consumer.effects import Effects, ProgramResult
 from consumer.errors import (
     CircuitOpenError,
+    MalformedAnswerError,
     PermanentError,
     ServiceUnavailableError,
     TransientError,
 )
 from consumer.events import Learner
+from consumer.handlers import Policy
 from consumer.services.bundle import Services, build_services
 from consumer.services.credentials import CredentialsClient, ProgramWrite
 from tests.fakes.openedx import FakeOpenEdx
@@ -39,6 +41,7 @@ P = "11111111-1111-4111-8111-111111111111"  # A and B
 Q = "22222222-2222-4222-8222-222222222222"  # B only
 R = "33333333-3333-4333-8333-333333333333"  # C only, not configured in Credentials
 END = datetime(2026, 6, 1, tzinfo=UTC)
+LMS_SOURCE = Policy(completion_source="lms")
 
 
 @pytest.fixture
@@ -143,8 +146,8 @@ def test_already_awarded_programs_are_not_posted_again(fake: FakeOpenEdx, effect
 def test_excluded_programs_are_not_awarded(fake: FakeOpenEdx, services: Services) -> None:
     """PROGRAMS_WITHOUT_CERTIFICATES keeps a program from being awarded; ALL turns awards off."""
     passed(fake, A1, B1)
-    some = Effects(services, programs_without_certificates=frozenset({Q}))
-    none = Effects(services, programs_without_certificates=rules.ALL_PROGRAMS)
+    some = Effects(services, Policy(programs_without_certificates=frozenset({Q})))
+    none = Effects(services, Policy(programs_without_certificates=rules.ALL_PROGRAMS))
     skipped = none.apply(award(B1), "e")
     some.apply(award(B1), "e")
     assert skipped.reason == "programs_without_certificates_all"
@@ -293,6 +296,28 @@ def test_a_permanent_failure_alone_is_raised_as_permanent(
     assert caught.value.reason == "http_403"
 
 
+def test_a_malformed_program_write_answer_is_raised_as_malformed_with_its_reason(
+    fake: FakeOpenEdx, services: Services
+) -> None:
+    """A program POST answered with garbage is retried as MalformedAnswerError, not a crash."""
+    passed(fake, B1)
+    scripted = ScriptedCredentials(
+        services.credentials,
+        {
+            Q: MalformedAnswerError(
+                "credentials: answer is not JSON",
+                service="credentials",
+                reason="invalid_json_response",
+            )
+        },
+    )
+    effects = Effects(dataclasses.replace(services, credentials=scripted))
+    with pytest.raises(MalformedAnswerError) as caught:
+        effects.apply(award(B1), "e")
+    assert caught.value.reason == "invalid_json_response"
+    assert f"programs failed: {Q}" in str(caught.value)
+
+
 # ------------------------------------------------- completion never reads modes from Credentials
 
 
@@ -371,9 +396,9 @@ def test_an_event_certificate_that_is_not_passing_does_not_count(effects: Effect
 def test_completion_from_the_lms_takes_the_events_mode_for_its_run(fake: FakeOpenEdx) -> None:
     """With completion_source=lms an honor event in B1 completes no verified program either."""
     fake.add_lms_certificate("alice", A1, mode="verified")
-    services = build_services(service_settings(fake, completion_source="lms"))
+    services = build_services(service_settings(fake))
     try:
-        honor = Effects(services).apply(award(B1, mode="honor"), "e")
+        honor = Effects(services, LMS_SOURCE).apply(award(B1, mode="honor"), "e")
     finally:
         services.close()
     assert (honor.status, honor.reason) == ("skipped", "no_completed_programs")
@@ -382,9 +407,9 @@ def test_completion_from_the_lms_takes_the_events_mode_for_its_run(fake: FakeOpe
 def test_completion_from_the_lms_certificates_list(fake: FakeOpenEdx) -> None:
     """With completion_source=lms, passing certificates come from the LMS, not from Credentials."""
     fake.add_lms_certificate("alice", B1, mode="verified")
-    services = build_services(service_settings(fake, completion_source="lms"))
+    services = build_services(service_settings(fake))
     try:
-        result = Effects(services).apply(award(B1), "e")
+        result = Effects(services, LMS_SOURCE).apply(award(B1), "e")
     finally:
         services.close()
     assert result.programs == (ProgramResult(Q, "awarded"),)
@@ -395,10 +420,20 @@ def test_award_without_discovery_is_a_skip(fake: FakeOpenEdx) -> None:
     """Without Discovery there are no program awards: the command is skipped with a reason."""
     services = build_services(service_settings(fake, discovery_url=None))
     try:
-        result = Effects(services).apply(award(B1), "e")
+        result = Effects(services, Policy(programs_enabled=False)).apply(award(B1), "e")
     finally:
         services.close()
     assert (result.status, result.reason) == ("skipped", "programs_not_configured")
+
+
+def test_effects_refuse_a_policy_with_programs_but_no_discovery(fake: FakeOpenEdx) -> None:
+    """A policy handling programs with no Discovery to read them is a wiring error at start."""
+    services = build_services(service_settings(fake, discovery_url=None))
+    try:
+        with pytest.raises(ValueError, match="Discovery is not configured"):
+            Effects(services, Policy(programs_enabled=True))
+    finally:
+        services.close()
 
 
 def test_award_logs_carry_the_lms_user_id_never_the_username(

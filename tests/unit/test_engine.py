@@ -1,355 +1,579 @@
-"""The engine's loop on an in-memory consumer: released work starts nothing, bounds, labels.
+"""The engine's guarantees on an in-memory broker, with a fake clock and scripted fakes.
 
-The delivery guarantees proper are tested on the real broker (``tests/integration``); these
-tests pin what needs exact control of threads and time: an item queued behind a busy pool
-when its partition goes, dead letters piling up while their topic cannot be written, label
-values of poison, and the schema registry's backoff.
+Every promise of ``consumer.engine.loop``'s docstring has a test here, and so has each path
+no integration test reaches: a dead-letter write that fails and is sent again, a refused
+commit, a lost partition, an outcome of a partition's old generation, a revoke while the
+schema registry is unreachable, a worker crash. The engine is driven only through its
+constructor, ``run``, ``request_stop``, ``tally`` and its seams, never its insides.
+
+Work handed to the pool but not started when its partition is released, and the rate
+limiter's queue at a release, are in ``test_engine_release.py``; the engine's parts on
+their own in ``test_engine_partitions.py``, ``test_engine_failures.py`` and, for the
+``event_id`` on every line, ``test_engine_logs.py``.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 from structlog.testing import capture_logs
 
-from consumer.config import EngineSettings
-from consumer.engine import Engine, WorkItem
-from consumer.errors import RegistryUnavailableError
-from consumer.events import CertificateEvent, Event, EventMeta, EventType, Learner, parse_course_key
-from consumer.observability import Metrics
-from consumer.outcomes import Abandoned, Applied, Failed, Outcome
-from consumer.wire import Decoder, LocalWriterSchemas, Record, load_reader_schemas
+from consumer.circuit import Breakers
+from consumer.outcomes import Failed
 from tests.support.clock import FakeClock
-from tests.support.memory_consumer import MemoryConsumer
-
-TOPIC = "learning-certificate-lifecycle"
-CHANGED = EventType.CERTIFICATE_CHANGED
-JOIN = 10.0  # generous bound on a thread that should already be done; never asserted as time
-
-
-def event_for(record: Record) -> CertificateEvent:
-    """The event a record stands for: learner = its key, id = its ce_id header."""
-    user_id = int((record.key or b"0").decode())
-    return CertificateEvent(
-        meta=EventMeta(id=record.header("ce_id")[0].decode(), type=CHANGED),
-        learner=Learner(user_id=user_id, username=f"learner{user_id}"),
-        course_key=parse_course_key("course-v1:Eng+C1+2026"),
-        mode="verified",
-        status="downloadable",
-    )
-
-
-class ScriptedDecoder(Decoder):
-    """Decodes with ``event_for``, or raises what ``script`` returns for a record."""
-
-    def __init__(self, script: Callable[[Record], Exception | None] = lambda _record: None) -> None:
-        self._script = script
-
-    def decode(self, record: Record) -> Event:
-        error = self._script(record)
-        if error is not None:
-            raise error
-        return event_for(record)
-
-
-def produce(consumer: MemoryConsumer, partition: int, user_id: int, event_id: str) -> None:
-    consumer.produce(
-        TOPIC,
-        partition,
-        key=str(user_id).encode(),
-        value=b"\0",
-        headers=[("ce_id", event_id.encode()), ("ce_type", str(CHANGED).encode())],
-    )
-
-
-@dataclass
-class Processor:
-    """Records the events it is called with; ``hold`` ids block until ``release``."""
-
-    hold: set[str] = field(default_factory=set)
-    release: threading.Event = field(default_factory=threading.Event)
-    started: list[str] = field(default_factory=list)
-
-    def __call__(self, event: Event, _cancelled: threading.Event) -> Outcome:
-        self.started.append(event.meta.id)
-        if event.meta.id in self.hold:
-            self.release.wait(JOIN)
-        return Applied(commands=1)
-
-
-class Sink:
-    """A dead-letter sink whose deliveries all succeed, or all fail."""
-
-    def __init__(self, *, failing: bool = False) -> None:
-        self.failing = failing
-        self.sent: list[Record] = []
-        self._pending: list[Callable[[KafkaError | None], None]] = []
-
-    def topic_for(self, source_topic: str) -> str:
-        return f"{source_topic}.dlq"
-
-    def send(
-        self, record: Record, failure: Failed, delivered: Callable[[KafkaError | None], None]
-    ) -> None:
-        assert failure.stage
-        self.sent.append(record)
-        self._pending.append(delivered)
-
-    def poll(self, timeout: float = 0.0) -> None:  # noqa: ARG002 - the protocol's
-        pending, self._pending = self._pending, []
-        for delivered in pending:
-            delivered(KafkaError(KafkaError._MSG_TIMED_OUT) if self.failing else None)
-
-    def flush(self, timeout: float) -> int:
-        self.poll(timeout)
-        return 0
-
-
-@dataclass
-class Running:
-    """An engine running its loop on a thread, over a memory consumer."""
-
-    engine: Engine
-    consumer: MemoryConsumer
-    metrics: Metrics
-    thread: threading.Thread
-
-    def stop(self) -> None:
-        self.engine.request_stop("test over")
-        self.thread.join(JOIN)
-        assert not self.thread.is_alive()
+from tests.support.engine_fakes import (
+    P0,
+    P1,
+    Engines,
+    FakeSink,
+    ScriptedDecoder,
+    ScriptedProcessor,
+    send,
+    turns,
+    wait_until,
+)
+from tests.support.memory_consumer import TP, MemoryConsumer
 
 
 @pytest.fixture
-def run_engine() -> Iterator[Callable[..., Running]]:
-    """Start engines on threads; each is stopped at the end of the test."""
-    started: list[Running] = []
-
-    def start(
-        consumer: MemoryConsumer,
-        processor: Callable[[Event, threading.Event], Outcome],
-        *,
-        decoder: Decoder | None = None,
-        sink: Sink | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        **settings: float,
-    ) -> Running:
-        metrics = Metrics()
-        engine = Engine(
-            consumer_config={},
-            topics=[TOPIC],
-            decoder=decoder or ScriptedDecoder(),
-            processor=processor,
-            sink=sink,
-            settings=EngineSettings(**{"commit_interval_seconds": 0.05, **settings}),  # type: ignore[arg-type]
-            metrics=metrics,
-            clock=clock,
-            consumer_factory=consumer.factory,
-        )
-        thread = threading.Thread(target=engine.run, name="engine", daemon=True)
-        running = Running(engine, consumer, metrics, thread)
-        started.append(running)
-        thread.start()
-        return running
-
-    yield start
-    for running in started:
-        if running.thread.is_alive():
-            running.stop()
+def engines() -> Iterator[Engines]:
+    engines = Engines()
+    yield engines
+    engines.close()
 
 
-def wait_until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` until true (a thread reached a point); fail after a generous bound."""
-    deadline = time.monotonic() + JOIN
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("condition never became true")
-        time.sleep(0.002)
+def highest_commit(consumer: MemoryConsumer, tp: TP) -> int:
+    """The highest offset ever stored for ``tp`` (-1: none)."""
+    return max(consumer.commits_of(tp), default=-1)
 
 
-# ---------------------------------------------------------------------------- released work
+def drain_steps(sink: FakeSink, count: int = 3) -> None:
+    """Wait for ``count`` more polls of the sink (the engine polls it in every drain step)."""
+    target = sink.polls + count
+    wait_until(lambda: sink.polls >= target)
 
 
-def test_work_queued_behind_a_busy_pool_never_starts_once_its_partition_is_revoked(
-    run_engine: Callable[..., Running],
+def failed(reason: str = "rejected") -> Failed:
+    return Failed(stage="apply", error_class="PermanentError", reason=reason, message="no")
+
+
+# ---------------------------------------------------------------------------- ordering
+
+
+def test_events_of_one_key_run_one_at_a_time_in_offset_order(engines: Engines) -> None:
+    """Same-key events are applied in offset order, never two at once; other keys run meanwhile."""
+    consumer = MemoryConsumer()
+    for event_id, learner in [("a0", 1), ("a1", 1), ("b0", 2), ("a2", 1), ("b1", 2)]:
+        send(consumer, P0, event_id, learner=learner)
+    send(consumer, P1, "c0", learner=3)
+    consumer.assign(P0, P1)
+    processor = ScriptedProcessor()
+    processor.hold("a0", "a1", "a2", "b0", "b1", "c0")
+    running = engines.start(consumer, processor)
+
+    wait_until(lambda: sorted(processor.started()) == ["a0", "b0", "c0"])
+    turns(consumer)
+    assert sorted(processor.started()) == ["a0", "b0", "c0"]  # a1, a2, b1 wait behind their head
+
+    processor.release("a0")
+    wait_until(lambda: "a1" in processor.started())
+    turns(consumer)
+    assert "a2" not in processor.started()
+
+    processor.release_all()
+    wait_until(lambda: running.engine.tally.applied == 6)
+    started = processor.started()
+    assert [event for event in started if event.startswith("a")] == ["a0", "a1", "a2"]
+    assert [event for event in started if event.startswith("b")] == ["b0", "b1"]
+    assert processor.overlaps == []
+
+
+# ---------------------------------------------------------------------------- commits
+
+
+def test_an_offset_is_committed_only_once_it_and_every_offset_below_are_done(
+    engines: Engines,
 ) -> None:
-    """An event waiting for a thread when its partition goes is abandoned unstarted.
+    """Later offsets done first do not move the commit past an earlier one still running."""
+    consumer = MemoryConsumer()
+    send(consumer, P0, "slow", learner=1)
+    send(consumer, P0, "fast1", learner=2)
+    send(consumer, P0, "fast2", learner=3)
+    consumer.assign(P0)
+    processor = ScriptedProcessor()
+    processor.hold("slow")
+    running = engines.start(consumer, processor)
 
-    Before the fix, it ran (and wrote) once a thread was free — after the partition had been
-    released to another member.
+    wait_until(lambda: running.engine.tally.applied == 2)
+    turns(consumer)
+    assert highest_commit(consumer, P0) <= 0
+
+    processor.release("slow")
+    wait_until(lambda: consumer.committed_offset(P0) == 3)
+
+
+def test_a_refused_asynchronous_commit_is_sent_again(engines: Engines) -> None:
+    """The broker refuses a periodic commit (a rebalance, say): the engine commits it again."""
+    consumer = MemoryConsumer()
+    send(consumer, P0, "e0", learner=1)
+    consumer.assign(P0)
+    consumer.refuse_commits(KafkaError(KafkaError.REBALANCE_IN_PROGRESS))
+    running = engines.start(consumer)
+
+    wait_until(lambda: any(commit.offset == 1 for commit in consumer.refused))
+    turns(consumer)
+    consumer.refuse_commits(None)
+
+    wait_until(lambda: consumer.committed_offset(P0) == 1)
+    assert running.engine.tally.applied == 1
+
+
+# ---------------------------------------------------------------------------- dead letters
+
+
+def test_a_failed_event_is_committed_only_once_its_dead_letter_is_acknowledged(
+    engines: Engines,
+) -> None:
+    """The dead-letter write comes before the commit: an unacknowledged one holds the watermark."""
+    consumer = MemoryConsumer()
+    for index in range(3):
+        send(consumer, P0, f"e{index}", learner=index)
+    consumer.assign(P0)
+    processor = ScriptedProcessor()
+    processor.outcomes["e1"] = failed()
+    sink = FakeSink()
+    sink.holding = True
+    running = engines.start(consumer, processor, sink=sink)
+
+    wait_until(lambda: sink.offsets_sent() == [1] and running.engine.tally.applied == 2)
+    turns(consumer)
+    assert highest_commit(consumer, P0) <= 1
+
+    sink.holding = False
+    wait_until(lambda: consumer.committed_offset(P0) == 3)
+    assert running.engine.tally.dead_lettered == 1
+    assert sink.sent[0][1] == failed()
+
+
+def test_a_dead_letter_that_could_not_be_written_is_sent_again(engines: Engines) -> None:
+    """A delivery error leaves the offset pending; the record is resent, and then committed."""
+    consumer = MemoryConsumer()
+    send(consumer, P0, "e0", learner=1)
+    send(consumer, P0, "poison", learner=2)
+    send(consumer, P0, "e2", learner=3)
+    consumer.assign(P0)
+    decoder = ScriptedDecoder()
+    decoder.poison.add("poison")
+    sink = FakeSink()
+    sink.results.append(KafkaError(KafkaError._MSG_TIMED_OUT))
+    clock = FakeClock()
+    running = engines.start(consumer, decoder=decoder, sink=sink, clock=clock)
+
+    wait_until(lambda: sink.offsets_sent() == [1] and running.engine.tally.applied == 2)
+    turns(consumer)
+    assert highest_commit(consumer, P0) <= 1
+    assert running.engine.tally.dead_lettered == 0
+
+    wait_until(lambda: consumer.committed_offset(P0) == 3, tick=lambda: clock.advance(0.5))
+    assert sink.offsets_sent() == [1, 1]
+    assert running.engine.tally.dead_lettered == 1
+    assert sink.sent[1][1].stage == "decode"
+
+
+def test_without_a_sink_a_failure_is_held_and_never_committed(engines: Engines) -> None:
+    """No dead-letter topic (redrive): the failed record's offset stays uncommitted."""
+    consumer = MemoryConsumer()
+    send(consumer, P0, "e0", learner=1)
+    send(consumer, P0, "e1", learner=2)
+    send(consumer, P0, "e2", learner=3)
+    consumer.assign(P0)
+    processor = ScriptedProcessor()
+    processor.outcomes["e1"] = failed()
+    running = engines.start(consumer, processor)
+
+    wait_until(lambda: running.engine.tally.applied == 2 and running.engine.tally.held == 1)
+    turns(consumer)
+
+    assert highest_commit(consumer, P0) == 1
+
+
+# ---------------------------------------------------------------------------- flow control
+
+
+def test_the_buffer_bound_is_strict_and_consumption_resumes_at_half(engines: Engines) -> None:
+    """With max_buffered events in memory every partition pauses; it resumes at half of it."""
+    consumer = MemoryConsumer()
+    for index in range(10):
+        send(consumer, P0 if index < 5 else P1, f"e{index}", learner=index)
+    consumer.assign(P0, P1)
+    processor = ScriptedProcessor()
+    processor.hold(*(f"e{index}" for index in range(10)))
+    running = engines.start(consumer, processor, max_buffered=4)
+
+    wait_until(lambda: consumer.delivered == 4 and consumer.paused == {P0, P1})
+    turns(consumer, 5)
+    assert consumer.delivered == 4
+    assert len(processor.started()) == 4
+
+    first, second, third = processor.started()[:3]
+    processor.release(first)
+    turns(consumer, 5)
+    assert consumer.delivered == 4  # 3 held: above half of the bound, still paused
+    processor.release(second)
+    wait_until(lambda: consumer.delivered == 6 and consumer.paused == {P0, P1})
+    turns(consumer, 5)
+    assert consumer.delivered == 6
+
+    processor.release(third)
+    processor.release_all()
+    wait_until(lambda: running.engine.tally.applied == 10)
+    wait_until(lambda: consumer.committed_offset(P0) == 5 and consumer.committed_offset(P1) == 5)
+
+
+class SwitchedBreakers(Breakers):
+    """Breakers whose ``holding_back`` the test switches (a service down, work waiting on it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def holding_back(self) -> bool:
+        return self.down
+
+
+def test_consumption_pauses_while_a_circuit_holds_work_back(engines: Engines) -> None:
+    """While a service's circuit holds work back, every partition is paused."""
+    consumer = MemoryConsumer()
+    consumer.assign(P0, P1)
+    breakers = SwitchedBreakers()
+    breakers.down = True
+    running = engines.start(consumer, breakers=breakers)
+    wait_until(lambda: consumer.paused == {P0, P1})
+
+    send(consumer, P0, "e0", learner=1)
+    send(consumer, P1, "e1", learner=2)
+    turns(consumer, 5)
+    assert consumer.delivered == 0
+
+    breakers.down = False
+    wait_until(lambda: running.engine.tally.applied == 2)
+    assert consumer.paused == set()
+
+
+def test_an_unreachable_registry_seeks_back_and_pauses_only_that_partition(
+    engines: Engines,
+) -> None:
+    """The record is consumed again later: seek back, pause, nothing past it runs or commits."""
+    consumer = MemoryConsumer()
+    send(consumer, P0, "e0", learner=1)
+    send(consumer, P0, "needs-registry", learner=2)
+    send(consumer, P0, "e2", learner=1)
+    consumer.assign(P0, P1)
+    decoder = ScriptedDecoder()
+    decoder.unreachable.add("needs-registry")
+    clock = FakeClock()
+    running = engines.start(consumer, decoder=decoder, clock=clock)
+
+    wait_until(lambda: running.engine.tally.applied == 1 and consumer.seeks == [(P0, 1)])
+    wait_until(lambda: P0 in consumer.paused)
+    send(consumer, P1, "elsewhere", learner=3)
+    wait_until(lambda: running.engine.tally.applied == 2)  # the other partition flows on
+    turns(consumer, 5)
+    assert P0 in consumer.paused
+    assert consumer.deliveries[(P0, 1)] == 1
+    assert sorted(running.processor.started()) == ["e0", "elsewhere"]
+    assert highest_commit(consumer, P0) <= 1
+
+    decoder.unreachable.clear()
+    wait_until(lambda: running.engine.tally.applied == 4, tick=lambda: clock.advance(1.0))
+    wait_until(lambda: consumer.committed_offset(P0) == 3)
+    assert running.processor.started().count("e2") == 1
+
+
+# ---------------------------------------------------------------------------- rebalancing
+
+
+def test_a_revoked_partition_stops_its_work_drains_and_commits(engines: Engines) -> None:
+    """Revoke: the running event is cancelled and drained, waiting ones never start, a commit."""
+    consumer = MemoryConsumer()
+    send(consumer, P0, "running", learner=1)
+    send(consumer, P0, "waiting", learner=1)
+    send(consumer, P0, "other", learner=2)
+    send(consumer, P1, "kept", learner=3)
+    consumer.assign(P0, P1)
+    processor = ScriptedProcessor()
+    processor.hold("running")
+    running = engines.start(consumer, processor, revoke_timeout_seconds=15.0)
+    wait_until(lambda: running.engine.tally.applied == 2)  # other, kept
+
+    consumer.revoke(P0)
+    wait_until(lambda: processor.cancelled("running"))
+    processor.release("running")  # it finishes its request within the bound
+    wait_until(lambda: consumer.rebalances == 2)
+
+    assert consumer.commits_of(P0)[-1] == 1  # running and other done; waiting is not
+    send(consumer, P0, "after", learner=4)
+    send(consumer, P1, "kept2", learner=3)
+    wait_until(lambda: running.engine.tally.applied == 4)
+    turns(consumer)
+    assert "waiting" not in processor.started()
+    assert "after" not in processor.started()
+    assert all(commit.assigned for commit in consumer.commits if commit.tp == P0)
+    assert consumer.committed_offset(P1) == 2
+
+
+def test_a_revoke_waits_for_running_work_no_longer_than_its_bound(engines: Engines) -> None:
+    """An event that does not finish holds the revoke for revoke_timeout_seconds, then is left."""
+    consumer = MemoryConsumer()
+    send(consumer, P0, "stuck", learner=1)
+    consumer.assign(P0)
+    processor = ScriptedProcessor()
+    processor.hold("stuck")
+    sink = FakeSink()
+    clock = FakeClock()
+    running = engines.start(
+        consumer, processor, sink=sink, clock=clock, revoke_timeout_seconds=15.0
+    )
+    wait_until(lambda: processor.started() == ["stuck"])
+
+    consumer.revoke(P0)
+    wait_until(lambda: processor.cancelled("stuck"))
+    clock.advance(14.0)
+    drain_steps(sink)
+    assert consumer.rebalances == 1  # still draining: the bound has not passed
+
+    wait_until(lambda: consumer.rebalances == 2, tick=lambda: clock.advance(1.0))
+    assert consumer.commits_of(P0)[-1] == 0
+
+    processor.release("stuck")
+    wait_until(lambda: processor.finished("stuck"))
+    turns(consumer)
+    assert running.engine.tally.applied == 0  # its late outcome belongs to no one
+    assert highest_commit(consumer, P0) == 0
+
+
+def test_a_lost_partition_is_dropped_without_a_commit(engines: Engines) -> None:
+    """Lost: work stops, nothing is committed for it, and it is consumed again if it comes back."""
+    consumer = MemoryConsumer()
+    send(consumer, P0, "running", learner=1)
+    send(consumer, P0, "waiting", learner=1)
+    send(consumer, P1, "kept", learner=2)
+    consumer.assign(P0, P1)
+    processor = ScriptedProcessor()
+    processor.hold("running")
+    running = engines.start(consumer, processor)
+    wait_until(lambda: running.engine.tally.applied == 1 and "running" in processor.started())
+    turns(consumer)
+    before = consumer.commits_of(P0)
+
+    consumer.lose(P0)
+    wait_until(lambda: consumer.rebalances == 2)
+    assert processor.cancelled("running")
+    assert consumer.commits_of(P0) == before
+
+    processor.release("running", keep_holding=True)
+    wait_until(lambda: processor.finished("running"))
+    turns(consumer)
+    assert consumer.commits_of(P0) == before
+    assert "waiting" not in processor.started()
+    assert running.engine.tally.applied == 1
+
+    consumer.assign(P0)
+    wait_until(lambda: len(processor.calls_of("running")) == 2)
+    processor.release("running")
+    wait_until(lambda: consumer.committed_offset(P0) == 2)
+    assert processor.started().count("waiting") == 1
+
+
+def test_an_outcome_of_an_old_generation_does_not_count_for_the_new_one(engines: Engines) -> None:
+    """Revoked mid-run, then assigned back: the old run's outcome does not finish the new one's."""
+    consumer = MemoryConsumer()
+    send(consumer, P0, "e0", learner=1)
+    consumer.assign(P0)
+    processor = ScriptedProcessor()
+    processor.hold("e0")
+    clock = FakeClock()
+    running = engines.start(consumer, processor, clock=clock, revoke_timeout_seconds=5.0)
+    wait_until(lambda: processor.started() == ["e0"])
+
+    consumer.revoke(P0)
+    wait_until(lambda: consumer.rebalances == 2, tick=lambda: clock.advance(1.0))
+    assert consumer.commits_of(P0)[-1] == 0  # the drain gave up on e0, still running
+    consumer.assign(P0)
+    wait_until(lambda: consumer.deliveries[(P0, 0)] == 2)  # consumed again by the new generation
+
+    processor.release("e0", keep_holding=True)  # the old run ends, applied
+    wait_until(lambda: len(processor.calls_of("e0")) == 2)  # the new generation's run started
+    turns(consumer)
+    assert highest_commit(consumer, P0) == 0
+    assert running.engine.tally.applied == 0
+
+    processor.release("e0")
+    wait_until(lambda: consumer.committed_offset(P0) == 1)
+    assert running.engine.tally.applied == 1
+
+
+def test_a_revoke_during_a_registry_block_commits_below_the_record_and_it_comes_back(
+    engines: Engines,
+) -> None:
+    """Revoked while waiting for the registry: committed up to the record, consumed again when back.
+
+    Before the fix the partition came back paused for good: librdkafka keeps a partition's
+    pause through a revoke and a re-assign, and the engine had forgotten that it paused it.
     """
     consumer = MemoryConsumer()
-    produce(consumer, 0, user_id=1, event_id="running")
-    produce(consumer, 1, user_id=2, event_id="queued")
-    consumer.assign((TOPIC, 0), (TOPIC, 1))
-    processor = Processor(hold={"running"})
-    running = run_engine(consumer, processor, max_in_flight=1, revoke_timeout_seconds=0.2)
-    wait_until(lambda: processor.started == ["running"] and consumer.delivered == 2)
+    send(consumer, P0, "e0", learner=1)
+    send(consumer, P0, "needs-registry", learner=2)
+    send(consumer, P0, "e2", learner=1)
+    consumer.assign(P0)
+    decoder = ScriptedDecoder()
+    decoder.unreachable.add("needs-registry")
+    running = engines.start(consumer, decoder=decoder)
+    wait_until(lambda: running.engine.tally.applied == 1 and P0 in consumer.paused)
 
-    with capture_logs() as logs:
-        consumer.revoke((TOPIC, 1))
-        wait_until(lambda: any(line["event"] == "partitions_released" for line in logs))
-    processor.release.set()
-    wait_until(lambda: running.engine.tally.applied == 1)
-    running.stop()
+    consumer.revoke(P0)
+    wait_until(lambda: consumer.rebalances == 2)
+    assert consumer.commits_of(P0)[-1] == 1
 
-    assert processor.started == ["running"]
-    abandoned = [line for line in logs if line["event"] == "event_abandoned"]
-    assert [line["offset"] for line in abandoned] == [0]
-    assert abandoned[0]["partition"] == 1
+    decoder.unreachable.clear()
+    consumer.assign(P0)
+    wait_until(lambda: running.engine.tally.applied == 3)
+    wait_until(lambda: consumer.committed_offset(P0) == 3)
 
 
-def test_work_queued_at_shutdown_never_starts(run_engine: Callable[..., Running]) -> None:
-    """SIGTERM: the running event finishes; one still waiting for a thread never starts."""
+# ---------------------------------------------------------------------------- stopping
+
+
+def test_a_stop_request_drains_running_work_and_commits_what_is_done(engines: Engines) -> None:
+    """SIGTERM: running work is cancelled and drained, waiting work never starts, a final commit."""
     consumer = MemoryConsumer()
-    produce(consumer, 0, user_id=1, event_id="running")
-    produce(consumer, 0, user_id=2, event_id="queued")
-    consumer.assign((TOPIC, 0))
-    processor = Processor(hold={"running"})
-    running = run_engine(consumer, processor, max_in_flight=1, drain_timeout_seconds=5.0)
-    wait_until(lambda: processor.started == ["running"] and consumer.delivered == 2)
+    send(consumer, P0, "running", learner=1)
+    send(consumer, P0, "waiting", learner=1)
+    send(consumer, P0, "other", learner=2)
+    consumer.assign(P0)
+    processor = ScriptedProcessor()
+    processor.hold("running")
+    running = engines.start(consumer, processor, drain_timeout_seconds=25.0)
+    wait_until(lambda: running.engine.tally.applied == 1 and "running" in processor.started())
 
     running.engine.request_stop("SIGTERM")
-    threading.Timer(0.2, processor.release.set).start()  # the running request answers
-    running.thread.join(JOIN)
+    wait_until(lambda: processor.cancelled("running"))
+    processor.release("running")
+    wait_until(running.stopped)
 
-    assert processor.started == ["running"]
-    assert running.engine.tally.applied == 1
-    assert consumer.commits[-1].offset == 1  # the queued one is consumed again after a restart
+    assert running.error is None
+    assert "waiting" not in processor.started()
+    assert consumer.committed_offset(P0) == 1
+    assert consumer.closed
 
 
-def test_the_worker_thread_abandons_an_item_cancelled_before_it_ran() -> None:
-    """The check on the worker thread: a cancelled item never reaches the processor.
-
-    It covers the gap the pool's own cancellation leaves: a thread that took the item off
-    the queue just before the partition was released.
-    """
+def test_a_stop_waits_for_running_work_no_longer_than_its_bound(engines: Engines) -> None:
+    """Work that does not finish holds the stop for drain_timeout_seconds, then is left."""
     consumer = MemoryConsumer()
-    processor = Processor()
-    engine = Engine(
-        consumer_config={},
-        topics=[TOPIC],
-        decoder=ScriptedDecoder(),
-        processor=processor,
-        sink=None,
-        settings=EngineSettings(max_in_flight=1),
-        metrics=Metrics(),
-        consumer_factory=consumer.factory,
-    )
-    produce(consumer, 0, user_id=1, event_id="late")
-    record = Record.from_message(consumer.logs[(TOPIC, 0)][0])
-    item = WorkItem(record=record, event=event_for(record), key="1", generation=1)
-    item.cancelled.set()
-
-    engine._work(item)  # the worker thread's entry point, run here directly
-
-    finished, outcome = engine._completions.get_nowait()
-    assert finished is item
-    assert isinstance(outcome, Abandoned)
-    assert processor.started == []
-
-
-# ---------------------------------------------------------------------------- memory and labels
-
-
-def poison(consumer: MemoryConsumer, count: int, ce_type: bytes) -> None:
-    for index in range(count):
-        consumer.produce(
-            TOPIC,
-            0,
-            value=b"garbage",
-            headers=[("ce_id", f"p{index}".encode()), ("ce_type", ce_type)],
-        )
-
-
-def real_decoder() -> Decoder:
-    return Decoder(LocalWriterSchemas(), load_reader_schemas())
-
-
-def test_dead_letters_waiting_to_be_resent_count_against_the_buffer(
-    run_engine: Callable[..., Running],
-) -> None:
-    """While the dead-letter topic cannot be written, consumption stops at the buffer bound.
-
-    Before the fix, records waiting to be resent were not counted, so the engine kept
-    consuming (and holding) poison for as long as the topic stayed unwritable.
-    """
-    consumer = MemoryConsumer()
-    poison(consumer, 60, b"org.example.bogus.v1")
-    consumer.assign((TOPIC, 0))
+    send(consumer, P0, "done", learner=1)
+    send(consumer, P0, "stuck", learner=2)
+    consumer.assign(P0)
+    processor = ScriptedProcessor()
+    processor.hold("stuck")
+    sink = FakeSink()
     clock = FakeClock()
-    consumer.on_consume = lambda: clock.advance(0.5)  # resends fall due, and fail again
-    running = run_engine(
-        consumer,
-        Processor(),
-        decoder=real_decoder(),
-        sink=Sink(failing=True),
-        clock=clock,
-        max_buffered=10,
-    )
-    wait_until(lambda: consumer.delivered >= 10 and (TOPIC, 0) in consumer.paused)
-    time.sleep(0.2)  # many more turns of the loop, resends included
-    running.stop()
+    running = engines.start(consumer, processor, sink=sink, clock=clock, drain_timeout_seconds=25.0)
+    wait_until(lambda: running.engine.tally.applied == 1 and "stuck" in processor.started())
 
-    received = running.metrics.registry.get_sample_value(
-        "credentials_consumer_events_received_total", {"topic": TOPIC}
-    )
-    assert received == 10
+    running.engine.request_stop("SIGTERM")
+    wait_until(lambda: processor.cancelled("stuck"))
+    clock.advance(24.0)
+    drain_steps(sink)
+    assert not running.stopped()
+
+    wait_until(running.stopped, tick=lambda: clock.advance(1.0))
+    assert running.error is None
+    assert consumer.committed_offset(P0) == 1
+    assert consumer.closed
 
 
-def test_the_event_type_label_of_poison_is_a_known_type_or_unknown(
-    run_engine: Callable[..., Running],
+def test_a_worker_crash_stops_the_loop_with_the_offset_committed_below_it(
+    engines: Engines,
 ) -> None:
-    """A poison record's raw ce_type never becomes a label value (one series per value)."""
+    """A processor that raises is a bug: the loop commits what is done and re-raises it."""
     consumer = MemoryConsumer()
-    poison(consumer, 1, b"org.example.attacker-chosen-1234")
-    poison(consumer, 1, str(CHANGED).encode())  # a consumed type whose body is garbage
-    consumer.assign((TOPIC, 0))
-    running = run_engine(consumer, Processor(), decoder=real_decoder(), sink=Sink())
-    wait_until(lambda: running.engine.tally.dead_lettered == 2)
-    running.stop()
+    send(consumer, P0, "e0", learner=1)
+    send(consumer, P0, "e1", learner=1)
+    send(consumer, P0, "bug", learner=1)
+    send(consumer, P0, "next", learner=1)
+    send(consumer, P0, "other", learner=2)
+    consumer.assign(P0)
+    processor = ScriptedProcessor()
+    bug = RuntimeError("unclassified")
+    processor.outcomes["bug"] = bug
+    running = engines.start(consumer, processor)
 
-    labels = {
-        sample.labels["event_type"]
-        for metric in running.metrics.registry.collect()
-        if metric.name == "credentials_consumer_events_done"
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-    }
-    assert labels == {"unknown", str(CHANGED)}
+    wait_until(running.stopped)
+
+    assert running.error is not None
+    assert bug in (running.error, running.error.__cause__)
+    assert consumer.committed_offset(P0) == 2
+    assert "next" not in processor.started()
+    assert consumer.closed
 
 
-# ---------------------------------------------------------------------------- registry
-
-
-def test_the_registry_backoff_starts_afresh_after_a_record_decodes(
-    run_engine: Callable[..., Running],
-) -> None:
-    """After the registry answers again, the next blip waits 1 s again, not where it left off."""
+def test_it_stops_by_itself_once_idle_at_the_end_of_every_partition(engines: Engines) -> None:
+    """stop_when_idle: nothing running and every partition at its end for that long (redrive)."""
     consumer = MemoryConsumer()
-    produce(consumer, 0, user_id=1, event_id="first")
-    produce(consumer, 0, user_id=2, event_id="second")
-    consumer.assign((TOPIC, 0))
-    blips = {"first": 2, "second": 1}  # failed lookups before the record decodes
-
-    def registry(record: Record) -> Exception | None:
-        event_id = record.header("ce_id")[0].decode()
-        if blips[event_id]:
-            blips[event_id] -= 1
-            return RegistryUnavailableError("registry down", service="registry")
-        return None
-
+    send(consumer, P0, "e0", learner=1)
+    send(consumer, P0, "held", learner=2)
+    consumer.assign(P0, P1)
+    processor = ScriptedProcessor()
+    processor.hold("held")
     clock = FakeClock()
-    consumer.on_consume = lambda: clock.advance(0.25)
+    running = engines.start(consumer, processor, clock=clock, stop_when_idle=5.0)
+    wait_until(lambda: running.engine.tally.applied == 1 and "held" in processor.started())
+
+    for _ in range(5):
+        clock.advance(10.0)
+        turns(consumer, 1)
+    assert not running.stopped()  # an event still runs
+
+    processor.release("held")
+    wait_until(running.stopped, tick=lambda: clock.advance(1.0))
+    assert running.error is None
+    assert consumer.committed_offset(P0) == 2
+
+
+# ---------------------------------------------------------------------------- consumer errors
+
+
+def test_a_missing_topic_is_logged_once_and_consumption_goes_on(engines: Engines) -> None:
+    """UNKNOWN_TOPIC_OR_PART is not fatal: one log line per topic, the loop keeps running."""
+    consumer = MemoryConsumer()
+    for _ in range(2):
+        consumer.inject_error(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART), topic="absent")
+    send(consumer, P0, "e0", learner=1)
+    consumer.assign(P0)
     with capture_logs() as logs:
-        running = run_engine(consumer, Processor(), decoder=ScriptedDecoder(registry), clock=clock)
-        wait_until(lambda: running.engine.tally.applied == 2)
-        running.stop()
+        running = engines.start(consumer)
+        wait_until(lambda: running.engine.tally.applied == 1)
+        turns(consumer)
 
-    waits = [line["retry_in"] for line in logs if line["event"] == "schema_registry_unavailable"]
-    assert waits == [1.0, 2.0, 1.0]
+    missing = [line for line in logs if line["event"] == "topic_missing"]
+    assert [line["topic"] for line in missing] == ["absent"]
+    assert not running.stopped()
+
+
+def test_a_fatal_consumer_error_stops_the_engine_after_a_final_commit(engines: Engines) -> None:
+    """A fatal librdkafka error is raised from run, after what is done is committed."""
+    consumer = MemoryConsumer()
+    send(consumer, P0, "e0", learner=1)
+    consumer.assign(P0)
+    running = engines.start(consumer)
+    wait_until(lambda: running.engine.tally.applied == 1)
+
+    consumer.inject_error(KafkaError(KafkaError._FATAL, "fenced", fatal=True))
+    wait_until(running.stopped)
+
+    assert isinstance(running.error, KafkaException)
+    assert running.error.args[0].fatal()
+    assert consumer.committed_offset(P0) == 1
+    assert consumer.closed

@@ -551,6 +551,23 @@ def test_reading_another_users_list_needs_view_permission(
     assert (admin.status_code, own.status_code, root.status_code) == (403, 200, 200)
 
 
+def test_a_permission_granted_while_running_applies_to_the_token_already_issued(
+    fake: FakeOpenEdx, http: requests.Session
+) -> None:
+    """ref: Credentials checks permissions per request: a grant needs no new token."""
+    fake.add_oauth_client("admin-app", "s3cret", username="admin", lms_user_id=2, permissions=())
+    jwt = token(http, fake, "admin-app", "s3cret")
+
+    def read() -> int:
+        url = f"{fake.url}/api/v2/credentials/"
+        answer = http.get(url, params={"username": "alice"}, headers=auth(jwt), timeout=5)
+        return answer.status_code
+
+    before = read()
+    fake.set_permissions("admin", ["view_usercredential"])
+    assert (before, read()) == (403, 200)
+
+
 def test_non_staff_are_throttled_after_15_requests_a_minute(
     fake: FakeOpenEdx, http: requests.Session
 ) -> None:

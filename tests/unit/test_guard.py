@@ -10,12 +10,12 @@ from structlog.testing import capture_logs
 
 from consumer.circuit import Cause, State
 from consumer.config import CircuitSettings, RetrySettings
-from consumer.errors import ServiceUnavailableError, TransientError
+from consumer.errors import Cancelled, ServiceUnavailableError, TransientError
 from consumer.guard import ServiceGuard, hint, opening_cause
 from consumer.observability import Metrics
-from consumer.retry import Cancellations, Cancelled, Retrier
+from consumer.retry import Cancellations, Retrier
 from consumer.services.bundle import Services, build_services
-from consumer.services.http import CallRecord
+from consumer.services.calls import CallRecord
 from tests.fakes.openedx import FakeOpenEdx
 from tests.fakes.openedx.settings import service_settings
 

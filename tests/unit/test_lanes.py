@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.lanes import Lanes
+from consumer.engine.lanes import Lanes
 
 
 def test_empty_lanes_hold_nothing() -> None:

@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 
 from consumer import __version__
 from consumer.config import CircuitSettings
-from consumer.engine import _event_type_of
+from consumer.engine.accounting import event_type_label
 from consumer.events import EventType
 from consumer.guard import ServiceGuard, configured_services
 from consumer.observability import Health, Metrics, serve
@@ -165,4 +165,4 @@ def test_a_poison_records_event_type_label_is_bounded(
 ) -> None:
     """A dead-lettered record's event_type label is a consumed type or `unknown`, never its text."""
     record = Record(topic="t", partition=0, offset=1, key=None, value=b"x", headers=headers)
-    assert _event_type_of(record) == label
+    assert event_type_label(record) == label

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.offsets import PartitionOffsets
+from consumer.engine.offsets import PartitionOffsets
 
 
 def accepted(*offsets: int) -> PartitionOffsets:

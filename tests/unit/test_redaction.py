@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from consumer.events import CertificateEvent, EventMeta, EventType, Learner, parse_course_key
 from consumer.processing import _redact
-from consumer.services.http import classify_status, summarise_body
+from consumer.services.classify import classify_status, summarise_body
 from consumer.services.redaction import REDACTED, redact_text
 
 # Open edX usernames: word characters (Unicode when ENABLE_UNICODE_USERNAME), space, . @ _ + -;

@@ -13,13 +13,15 @@ import pytest
 from consumer.circuit import Breakers, Cause, CircuitBreaker, State
 from consumer.config import RetrySettings
 from consumer.errors import (
+    Cancelled,
     CircuitOpenError,
     DecodeError,
     PermanentError,
+    RetriesExhausted,
     ServiceUnavailableError,
     TransientError,
 )
-from consumer.retry import Cancellations, Cancelled, Retrier, RetriesExhausted
+from consumer.retry import Cancellations, Retrier
 from tests.support.clock import FakeClock
 
 SERVICE = "credentials"
@@ -616,6 +618,24 @@ def test_an_own_failure_then_a_refusal_in_one_attempt_counts() -> None:
     assert caught.value.error.status == 500
 
 
+def test_a_failure_recorded_before_a_refusal_keeps_its_own_reason() -> None:
+    """The attempt ends with the recorded failure's reason (a read timeout has no status)."""
+    harness = Harness(settings=RetrySettings(max_attempts=1))
+    breaker = breaker_for(harness)
+
+    def attempt() -> str:
+        breaker.before_request(EVENT)
+        breaker.record_failure(EVENT, Cause(POST, None, "read_timeout"))
+        open_by_others(breaker)
+        breaker.before_request(EVENT)  # refused: the circuit is open
+        return "unreachable"
+
+    with pytest.raises(RetriesExhausted) as caught:
+        call_bounded(harness, attempt)
+    assert caught.value.error.reason == "read_timeout"
+    assert caught.value.reason == "read_timeout"  # the dead letter's reason
+
+
 def test_an_own_failure_asking_past_the_budget_gives_up_at_once() -> None:
     """A counted failure whose Retry-After exceeds the budget left ends the call without waiting."""
     harness = Harness(settings=RetrySettings(max_attempts=10, max_seconds=60.0))
@@ -714,6 +734,25 @@ def test_the_call_forgets_its_event_when_it_ends() -> None:
     breaker = breaker_for(harness)
     assert call_bounded(harness, Service(breaker, [own(500), None])) == "ok"
     assert breaker.last_failure(EVENT) is None
+
+
+def test_the_call_releases_its_event_from_the_endpoint_streaks_when_it_ends() -> None:
+    """An event whose call is over no longer keeps its endpoint's circuit from closing."""
+    harness = Harness()
+    breaker = breaker_for(harness, threshold=2)
+    refused = Cause("credentials_list", 403, "http_403", outage=True)
+    breaker.record_failure("other", refused)
+
+    def read_refused_then_rejected() -> str:
+        breaker.record_failure(EVENT, refused)  # opens: two events' 403s on reads
+        raise PermanentError("rejected", service=SERVICE, status=400)
+
+    with pytest.raises(PermanentError):
+        harness.retrier().call(read_refused_then_rejected, threading.Event(), request_id=EVENT)
+    states = [breaker.state]
+    breaker.record_success(Cause(POST, 201))  # "other" alone no longer makes reads broken
+    states.append(breaker.state)
+    assert states == [State.OPEN, State.CLOSED]
 
 
 # the open circuit ----------------------------------------------------------------------------

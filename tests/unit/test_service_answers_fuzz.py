@@ -31,7 +31,7 @@ from consumer.errors import ConsumerError
 from consumer.events import Learner
 from consumer.services.bundle import build_services
 from consumer.services.settings import ServiceSettings
-from tests.support.transport import FunctionTransport
+from tests.support.transport import MockTransport
 
 ALICE = Learner(user_id=42, username="José.García")
 A1 = "course-v1:edX+A+1T2026"
@@ -243,7 +243,7 @@ def apply_with(
             SANE[endpoint](request)
         ).encode()
 
-    services = build_services(SETTINGS, transport=FunctionTransport(respond))
+    services = build_services(SETTINGS, transport=MockTransport(respond))
     try:
         return Effects(services).apply(COMMANDS[name], name)
     finally:

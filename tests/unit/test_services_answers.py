@@ -14,10 +14,9 @@ import pytest
 
 from consumer.commands import SyncCertificateAvailableDate
 from consumer.effects import Effects
-from consumer.errors import ServiceUnavailableError
+from consumer.errors import MalformedAnswerError, ServiceUnavailableError
 from consumer.services.answers import AnswerReader
 from consumer.services.bundle import Services
-from consumer.services.http import MalformedAnswerError
 from tests.fakes.openedx import FakeOpenEdx
 
 RUN = "course-v1:edX+DemoX+1T2026"

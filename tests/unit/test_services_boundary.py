@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,15 +17,20 @@ from typing import Any
 import pytest
 import requests
 
-from consumer.errors import ConsumerError, ServiceUnavailableError, TransientError
+from consumer.config import describe
+from consumer.errors import (
+    ConsumerError,
+    MalformedAnswerError,
+    RejectedError,
+    ServiceUnavailableError,
+    TransientError,
+)
 from consumer.services.bundle import Services, build_services
 from consumer.services.check import check_services
 from consumer.services.http import (
     MAX_BODY_BYTES,
     REQUEST_ID_LIMIT,
     HttpClient,
-    MalformedAnswerError,
-    RejectedError,
     request_id_header,
 )
 from consumer.services.settings import ServiceSettings
@@ -297,6 +303,66 @@ def test_a_2xx_that_is_not_json_is_a_malformed_answer(
     assert error.reason == "invalid_json_response"
 
 
+# ---------------------------------------------------------------------------- the real transport
+# Moved from test_services_http.py (which now runs on a fake transport): what only real
+# sockets show, against the pooled transport of production.
+
+
+def test_a_slow_answer_is_a_read_timeout(
+    raw_server: Callable[[Callable[[socket.socket], None]], RawServer],
+) -> None:
+    """An answer slower than the read timeout is a transient read_timeout, not an outage."""
+
+    def never_in_time(_connection: socket.socket) -> None:
+        threading.Event().wait(2.0)
+
+    server = raw_server(never_in_time)
+    slow = client(server.url, read_timeout=0.1)
+    try:
+        error = raised(lambda: slow.call("GET", "x", endpoint="course_modes", request_id="e"))
+    finally:
+        slow.close()
+    assert isinstance(error, TransientError)
+    assert not isinstance(error, ServiceUnavailableError)
+    assert error.reason == "read_timeout"
+
+
+def test_a_refused_connection_is_an_outage_without_the_path_in_the_message() -> None:
+    """A refused connection is an outage whose message names the host, never the path's username."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    refused = client(f"http://127.0.0.1:{port}")
+    path = "api/certificates/v0/certificates/alice/"
+    try:
+        error = raised(
+            lambda: refused.call("GET", path, endpoint="certificates_list", request_id="e")
+        )
+    finally:
+        refused.close()
+    assert isinstance(error, ServiceUnavailableError)
+    assert error.reason == "connection_refused"
+    assert f"127.0.0.1:{port}" in str(error)
+    assert "alice" not in str(error)
+
+
+def test_a_reset_connection_is_an_outage(
+    raw_server: Callable[[Callable[[socket.socket], None]], RawServer],
+) -> None:
+    """A connection reset by the service (RST instead of an answer) is outage-class."""
+
+    def reset(connection: socket.socket) -> None:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    server = raw_server(reset)
+    resetting = client(server.url)
+    try:
+        error = raised(lambda: resetting.call("GET", "x", endpoint="course_modes", request_id="e"))
+    finally:
+        resetting.close()
+    assert isinstance(error, ServiceUnavailableError)
+    assert error.reason in ("connection_reset", "connection_error")
+
+
 # ---------------------------------------------------------------------------- 8: URL user info
 
 
@@ -314,7 +380,7 @@ def test_user_info_of_a_service_url_never_reaches_a_message(fake: FakeOpenEdx) -
     finally:
         services.close()
     printed = "\n".join(result.line() for result in check_services(settings))
-    described = str(settings.describe())
+    described = str(describe(settings))
     for text in (str(error), printed, described):
         assert "lms-pass" not in text
         assert "cred-pass" not in text
@@ -332,7 +398,7 @@ def test_describe_masks_user_info_even_in_a_url_that_does_not_parse() -> None:
         credentials_url="https://c:secret-pw@credentials.example.com:8443/x",
         lms_url="http://lms",
     )
-    rows = dict(settings.describe())
+    rows = dict(describe(settings))
     assert "p@" not in rows["oauth_url"]
     assert rows["credentials_url"] == "https://***@credentials.example.com:8443/x"
     assert rows["lms_url"] == "http://lms"

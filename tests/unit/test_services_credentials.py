@@ -7,10 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consumer.errors import ServiceUnavailableError, TransientError
+from consumer.errors import (
+    AuthRejectedError,
+    RejectedError,
+    ServiceUnavailableError,
+    TransientError,
+)
 from consumer.services.bundle import Services, build_services
 from consumer.services.credentials import ProgramWrite
-from consumer.services.http import AuthRejectedError, RejectedError
 from tests.fakes.openedx import FakeOpenEdx
 from tests.fakes.openedx.settings import service_settings
 

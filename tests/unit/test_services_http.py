@@ -1,9 +1,13 @@
-"""The one HTTP path: headers, error classification, Retry-After and the guard hooks."""
+"""The one HTTP path, on a fake transport: headers, tokens, classification and the guard.
+
+``MockTransport`` (``tests.support.transport``) stands where the pooled connections stand in
+production, so these tests need no server; what only real sockets can show (refused and
+reset connections, a slow answer) is in ``test_services_boundary.py``.
+"""
 
 from __future__ import annotations
 
 import email.utils
-import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,29 +16,20 @@ import requests
 import requests.exceptions as rex
 
 from consumer.errors import (
+    AuthRejectedError,
     CircuitOpenError,
     ConsumerError,
-    PermanentError,
     ServiceUnavailableError,
     TransientError,
 )
-from consumer.services.http import (
-    EXCEPTION_MAP,
-    USER_AGENT,
-    AuthRejectedError,
-    CallRecord,
-    HttpClient,
-    RejectedError,
-    build_session,
-    classify_status,
-    parse_retry_after,
-    summarise_body,
-    translate_exception,
-)
-from consumer.services.oauth import OAuthTokens
-from tests.fakes.openedx import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeOpenEdx
+from consumer.services import deadline
+from consumer.services.calls import CallRecord
+from consumer.services.http import USER_AGENT, HttpClient, pooled_transport
+from tests.support.transport import Answer, Handler, MockTransport
 
 NOW = 1_800_000_000.0
+ROOT = "http://credentials.test"
+PATH = "api/v2/credentials/"
 
 
 class RecordingGuard:
@@ -54,328 +49,211 @@ class RecordingGuard:
         self.records.append(record)
 
 
-Factory = Callable[..., HttpClient]
+class Tokens:
+    """A token source handing out ``token-1``, ``token-2``... and recording invalidations."""
+
+    def __init__(self) -> None:
+        self.issued = 0
+        self.current: str | None = None
+        self.invalidated: list[str] = []
+
+    def token(self, request_id: str) -> str:
+        del request_id
+        if self.current is None:
+            self.issued += 1
+            self.current = f"token-{self.issued}"
+        return self.current
+
+    def invalidate(self, token: str) -> None:
+        self.invalidated.append(token)
+        if self.current == token:
+            self.current = None
+
+
+Factory = Callable[..., tuple[HttpClient, MockTransport]]
 
 
 @pytest.fixture
-def client_for(fake: FakeOpenEdx) -> Iterator[Factory]:
+def client_for() -> Iterator[Factory]:
+    """``client_for(handler, **options)``: a credentials client sending to ``handler``."""
     made: list[HttpClient] = []
 
-    def make(service: str = "credentials", **options: Any) -> HttpClient:
-        oauth = HttpClient(
-            service="oauth",
-            root=fake.urls["oauth"],
-            connect_timeout=2,
-            read_timeout=5,
-            pool_size=2,
-        )
-        tokens = OAuthTokens(
-            oauth, client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET
-        )
+    def make(handler: Handler, **options: Any) -> tuple[HttpClient, MockTransport]:
+        transport = MockTransport(handler)
         settings: dict[str, Any] = {
-            "service": service,
-            "root": fake.urls[service],
+            "service": "credentials",
+            "root": ROOT,
             "connect_timeout": 2,
             "read_timeout": 5,
             "pool_size": 2,
-            "tokens": tokens,
+            "transport": transport,
         }
         settings.update(options)
         client = HttpClient(**settings)
-        made.extend([oauth, client])
-        return client
+        made.append(client)
+        return client, transport
 
     yield make
     for client in made:
         client.close()
 
 
-def raised(call: Callable[[], object]) -> ConsumerError:
+def answering(*answers: Answer) -> Handler:
+    """A handler giving ``answers`` in turn, the last one for ever."""
+    queue = list(answers)
+
+    def handle(_request: requests.PreparedRequest) -> Answer:
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return handle
+
+
+def raising(error: Exception) -> Handler:
+    def handle(_request: requests.PreparedRequest) -> Answer:
+        raise error
+
+    return handle
+
+
+def call(client: HttpClient, request_id: str = "e") -> object:
+    return client.call("GET", PATH, endpoint="credentials_list", request_id=request_id)
+
+
+def raised(thunk: Callable[[], object]) -> ConsumerError:
     with pytest.raises(ConsumerError) as caught:
-        call()
+        thunk()
     return caught.value
 
 
-# ---------------------------------------------------------------------------- exceptions
+# ---------------------------------------------------------------------------- requests
 
 
-def test_every_requests_exception_class_is_mapped_explicitly() -> None:
-    """Fails when requests grows an exception class the translation table does not name."""
-    classes = {
-        klass
-        for _, klass in inspect.getmembers(rex, inspect.isclass)
-        if issubclass(klass, rex.RequestException)
-    }
-    assert classes - set(EXCEPTION_MAP) == set()
-
-
-@pytest.mark.parametrize(
-    ("exception", "expected", "outage"),
-    [
-        (rex.ConnectTimeout(), ServiceUnavailableError, True),
-        (rex.ConnectionError(), ServiceUnavailableError, True),
-        (rex.SSLError(), ServiceUnavailableError, True),
-        (rex.ProxyError(), ServiceUnavailableError, True),
-        (rex.ReadTimeout(), TransientError, False),
-        (rex.ChunkedEncodingError(), TransientError, False),
-        (rex.JSONDecodeError("bad", "x", 0), TransientError, False),
-        (rex.InvalidURL(), PermanentError, False),
-        (rex.TooManyRedirects(), PermanentError, False),
-    ],
-)
-def test_requests_exceptions_translate_to_the_error_tree(
-    exception: rex.RequestException, expected: type[ConsumerError], outage: bool
-) -> None:
-    """Connection failures are outages, read failures transient, malformed requests permanent."""
-    error = translate_exception(exception, service="lms", endpoint="course_modes", host="lms:80")
-    assert type(error) is expected
-    assert isinstance(error, ServiceUnavailableError) is outage
-
-
-def test_connection_refused_is_named_in_the_reason() -> None:
-    """A refused connection wrapped by urllib3 and requests still reads as connection_refused."""
-    inner = ConnectionRefusedError(111, "Connection refused")
-    wrapped = rex.ConnectionError(OSError("Max retries exceeded", inner))
-    wrapped.args[0].__cause__ = inner
-    error = translate_exception(wrapped, service="lms", endpoint="course_modes", host="lms:80")
-    assert error.reason == "connection_refused"
-
-
-# ---------------------------------------------------------------------------- statuses
-
-
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        (200, None),
-        (201, None),
-        (408, TransientError),
-        (429, TransientError),
-        (500, TransientError),
-        (501, TransientError),
-        (502, ServiceUnavailableError),
-        (503, ServiceUnavailableError),
-        (504, ServiceUnavailableError),
-        (301, RejectedError),
-        (400, RejectedError),
-        (401, AuthRejectedError),
-        (403, AuthRejectedError),
-        (404, RejectedError),
-        (409, RejectedError),
-    ],
-)
-def test_statuses_classify_as_the_table_says(
-    status: int, expected: type[ConsumerError] | None
-) -> None:
-    """2xx pass, 408/429/5xx are transient (502-504 outages), other 4xx and 3xx are rejections."""
-    error = classify_status(
-        status,
-        service="credentials",
-        endpoint="credentials_post",
-        host="h",
-        body=None,
-        retry_after=None,
+def test_requests_carry_user_agent_request_id_and_jwt(client_for: Factory) -> None:
+    """Every request says who sends it and which event it is for, with the source's JWT."""
+    client, transport = client_for(answering(Answer(200, {"results": []})), tokens=Tokens())
+    reply = client.call(
+        "GET", PATH, endpoint="credentials_list", request_id="event-77", params={"username": "a"}
     )
-    assert (type(error) if error else None) is expected
-
-
-def test_rejection_keeps_the_body_and_redacts_the_username_in_the_message() -> None:
-    """A 4xx keeps its parsed body; its message never shows the redacted username."""
-    body = {"username": ["alice is not allowed"]}
-    error = classify_status(
-        400,
-        service="credentials",
-        endpoint="credentials_post",
-        host="h",
-        body=body,
-        retry_after=None,
-        redact=("alice",),
-    )
-    assert isinstance(error, RejectedError)
-    assert error.body == body
-    assert "alice" not in str(error)
-
-
-def test_body_summary_is_one_short_line() -> None:
-    """Long or multi-line bodies are summarised to one line of bounded length."""
-    summary = summarise_body("<html>\n" + "x" * 1000 + "\n</html>")
-    assert "\n" not in summary
-    assert len(summary) <= 300
-
-
-@pytest.mark.parametrize(
-    ("header", "expected"),
-    [
-        ("7", 7.0),
-        ("0", 0.0),
-        ("-3", 0.0),
-        (email.utils.formatdate(NOW + 30, usegmt=True), 30.0),
-        (email.utils.formatdate(NOW - 30, usegmt=True), 0.0),
-        ("soon", None),
-        ("nan", None),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_retry_after_reads_seconds_and_http_dates(
-    header: str | None, expected: float | None
-) -> None:
-    """Retry-After is delta-seconds or an HTTP-date; never negative; unreadable means None."""
-    assert parse_retry_after(header, now=NOW) == expected
-
-
-# ---------------------------------------------------------------------------- against the fake
-
-
-def test_requests_carry_user_agent_request_id_and_jwt(
-    fake: FakeOpenEdx, client_for: Factory
-) -> None:
-    """Every request says who sends it and which event it is for, with a JWT the service accepts."""
-    reply = client_for().call(
-        "GET",
-        "api/v2/credentials/",
-        endpoint="credentials_list",
-        request_id="event-77",
-        params={"username": "alice"},
-    )
-    (record,) = fake.requests(service="credentials")
+    (sent,) = transport.requests
     assert reply.status == 200
-    assert (record.user_agent, record.request_id) == (USER_AGENT, "event-77")
+    assert (sent.headers["User-Agent"], sent.headers["X-Request-ID"]) == (USER_AGENT, "event-77")
+    assert sent.headers["Authorization"] == "JWT token-1"
+    assert sent.url == f"{ROOT}/{PATH}?username=a"
     assert USER_AGENT.startswith("credentials-consumer/")
 
 
-def test_429_with_retry_after_is_transient_and_carries_the_wait(
-    fake: FakeOpenEdx, client_for: Factory
-) -> None:
+def test_a_401_fetches_one_new_token_and_sends_again(client_for: Factory) -> None:
+    """A rejected token is dropped and the request sent once more with a fresh one."""
+    tokens = Tokens()
+    client, transport = client_for(answering(Answer(401), Answer(200, {})), tokens=tokens)
+    call(client)
+    assert [sent.headers["Authorization"] for sent in transport.requests] == [
+        "JWT token-1",
+        "JWT token-2",
+    ]
+    assert tokens.invalidated == ["token-1"]
+
+
+def test_a_second_401_is_an_auth_rejection(client_for: Factory) -> None:
+    """A service that refuses the fresh token too: the worker's own client is wrong (outage)."""
+    client, transport = client_for(answering(Answer(401)), tokens=Tokens())
+    error = raised(lambda: call(client))
+    assert isinstance(error, AuthRejectedError)
+    assert len(transport.requests) == 2
+
+
+# ---------------------------------------------------------------------------- answers
+
+
+def test_429_with_retry_after_is_transient_and_carries_the_wait(client_for: Factory) -> None:
     """A 429 becomes a TransientError whose retry_after is the service's Retry-After."""
-    fake.set_error("credentials", 429, retry_after=7)
-    error = raised(
-        lambda: client_for().call(
-            "GET", "api/v2/credentials/", endpoint="credentials_list", request_id="e"
-        )
-    )
+    client, _ = client_for(answering(Answer(429, headers={"Retry-After": "7"})))
+    error = raised(lambda: call(client))
     assert isinstance(error, TransientError)
     assert not isinstance(error, ServiceUnavailableError)
-    assert (error.status, error.retry_after) == (429, 7.0)
+    assert (error.status, error.retry_after, error.reason) == (429, 7.0, "http_429")
 
 
-def test_503_with_an_http_date_is_an_outage_with_retry_after(
-    fake: FakeOpenEdx, client_for: Factory
-) -> None:
+def test_503_with_an_http_date_is_an_outage_with_retry_after(client_for: Factory) -> None:
     """A 503 is outage-class; an HTTP-date Retry-After is measured from the injected wall clock."""
-    fake.set_outage("credentials", "503", retry_after=email.utils.formatdate(NOW + 12, usegmt=True))
-    client = client_for(wall_clock=lambda: NOW)
-    error = raised(
-        lambda: client.call(
-            "GET", "api/v2/credentials/", endpoint="credentials_list", request_id="e"
-        )
+    when = email.utils.formatdate(NOW + 12, usegmt=True)
+    client, _ = client_for(
+        answering(Answer(503, headers={"Retry-After": when})), wall_clock=lambda: NOW
     )
+    error = raised(lambda: call(client))
     assert isinstance(error, ServiceUnavailableError)
     assert error.retry_after == 12.0
 
 
-def test_500_is_transient_but_not_an_outage(fake: FakeOpenEdx, client_for: Factory) -> None:
+def test_500_is_transient_but_not_an_outage(client_for: Factory) -> None:
     """A 500 is retried, but is not a sign that the service is down."""
-    fake.set_error("credentials", 500)
-    error = raised(
-        lambda: client_for().call(
-            "GET", "api/v2/credentials/", endpoint="credentials_list", request_id="e"
-        )
-    )
+    client, _ = client_for(answering(Answer(500, b"<html>oops</html>")))
+    error = raised(lambda: call(client))
     assert isinstance(error, TransientError)
     assert not isinstance(error, ServiceUnavailableError)
     assert error.status == 500
 
 
-def test_slow_answer_is_a_read_timeout(fake: FakeOpenEdx, client_for: Factory) -> None:
-    """An answer slower than the read timeout is a transient read_timeout, not an outage."""
-    fake.set_latency("lms", 2.0)
-    client = client_for("lms", read_timeout=0.1)
-    error = raised(
-        lambda: client.call(
-            "GET", "api/course_modes/v1/courses/x/", endpoint="course_modes", request_id="e"
-        )
-    )
-    assert isinstance(error, TransientError)
-    assert not isinstance(error, ServiceUnavailableError)
-    assert error.reason == "read_timeout"
-
-
-def test_refused_connection_is_an_outage_without_the_url_in_the_message(
-    fake: FakeOpenEdx, client_for: Factory
-) -> None:
-    """A refused connection is an outage whose message names the host, never the path's username."""
-    client = client_for("lms")
-    path = "api/certificates/v0/certificates/alice/"
-    client.call("GET", path, endpoint="certificates_list", request_id="e")
-    fake.set_outage("lms", "refused")
-    error = raised(lambda: client.call("GET", path, endpoint="certificates_list", request_id="e"))
-    assert isinstance(error, ServiceUnavailableError)
-    assert error.reason == "connection_refused"
-    assert "alice" not in str(error)
-
-
-def test_reset_connection_is_an_outage(fake: FakeOpenEdx, client_for: Factory) -> None:
-    """A connection reset by the service is outage-class."""
-    fake.set_outage("credentials", "reset")
-    error = raised(
-        lambda: client_for().call(
-            "GET", "api/v2/credentials/", endpoint="credentials_list", request_id="e"
-        )
-    )
-    assert isinstance(error, ServiceUnavailableError)
-    assert error.reason in ("connection_reset", "connection_error")
-
-
-def test_forbidden_is_an_auth_rejection_with_the_service_body(
-    fake: FakeOpenEdx, client_for: Factory
-) -> None:
+def test_forbidden_is_an_auth_rejection_with_the_service_body(client_for: Factory) -> None:
     """A 403 is an AuthRejectedError (outage-class: the worker's permissions) with the body."""
-    fake.add_oauth_client("plain", "s3cret", username="viewer", permissions=())
-    client = client_for()
-    tokens = OAuthTokens(
-        HttpClient(
-            service="oauth", root=fake.urls["oauth"], connect_timeout=2, read_timeout=5, pool_size=1
-        ),
-        client_id="plain",
-        client_secret="s3cret",
-    )
-    restricted = HttpClient(
-        service="credentials",
-        root=client.root,
-        connect_timeout=2,
-        read_timeout=5,
-        pool_size=1,
-        tokens=tokens,
-    )
-    try:
-        error = raised(
-            lambda: restricted.call(
-                "GET",
-                "api/v2/credentials/",
-                endpoint="credentials_list",
-                request_id="e",
-                params={"username": "alice"},
-            )
-        )
-    finally:
-        restricted.close()
+    detail = {"detail": "You do not have permission to perform this action."}
+    client, _ = client_for(answering(Answer(403, detail)), tokens=Tokens())
+    error = raised(lambda: call(client))
     assert isinstance(error, AuthRejectedError)
     assert error.status == 403
     assert "You do not have permission to perform this action." in str(error)
 
 
-def test_guard_sees_every_request_with_its_outcome(fake: FakeOpenEdx, client_for: Factory) -> None:
+def test_a_2xx_larger_than_the_cap_is_malformed(client_for: Factory) -> None:
+    """An answer over ``max_body`` is not read whole: answer_too_large, retried."""
+    client, _ = client_for(answering(Answer(200, b"[" + b"1," * 100 + b"1]")), max_body=64)
+    assert raised(lambda: call(client)).reason == "answer_too_large"
+
+
+# ---------------------------------------------------------------------------- transport errors
+
+
+@pytest.mark.parametrize(
+    ("error", "expected", "reason"),
+    [
+        (rex.ConnectTimeout(), ServiceUnavailableError, "connect_timeout"),
+        (rex.ReadTimeout(), TransientError, "read_timeout"),
+        (
+            rex.ConnectionError(OSError("Max retries exceeded", ConnectionRefusedError(111))),
+            ServiceUnavailableError,
+            "connection_refused",
+        ),
+        (
+            rex.ConnectionError(ConnectionResetError(104, "Connection reset by peer")),
+            ServiceUnavailableError,
+            "connection_reset",
+        ),
+    ],
+    ids=["connect timeout", "read timeout", "refused", "reset"],
+)
+def test_what_the_transport_raises_is_translated_once(
+    client_for: Factory, error: Exception, expected: type[ConsumerError], reason: str
+) -> None:
+    """The transport's exceptions become the error tree's, with the reason and the host only."""
+    client, _ = client_for(raising(error))
+    path = "api/certificates/v0/certificates/alice/"
+    translated = raised(
+        lambda: client.call("GET", path, endpoint="certificates_list", request_id="e")
+    )
+    assert (type(translated), translated.reason) == (expected, reason)
+    assert "credentials.test" in str(translated)
+    assert "alice" not in str(translated)
+
+
+# ---------------------------------------------------------------------------- the guard
+
+
+def test_guard_sees_every_request_with_its_outcome(client_for: Factory) -> None:
     """The guard runs before each request and after it with status, outage flag and request id."""
     guard = RecordingGuard()
-    client = client_for(guard=guard)
-    client.call("GET", "api/v2/credentials/", endpoint="credentials_list", request_id="ok-1")
-    fake.set_error("credentials", 503)
-    raised(
-        lambda: client.call(
-            "GET", "api/v2/credentials/", endpoint="credentials_list", request_id="down-2"
-        )
-    )
+    client, _ = client_for(answering(Answer(200, {}), Answer(503)), guard=guard)
+    call(client, "ok-1")
+    raised(lambda: call(client, "down-2"))
     assert guard.before_calls == [
         ("credentials", "credentials_list", "ok-1"),
         ("credentials", "credentials_list", "down-2"),
@@ -386,26 +264,37 @@ def test_guard_sees_every_request_with_its_outcome(fake: FakeOpenEdx, client_for
     ]
 
 
-def test_a_refusing_guard_stops_the_request_before_it_is_sent(
-    fake: FakeOpenEdx, client_for: Factory
-) -> None:
+def test_a_refusing_guard_stops_the_request_before_it_is_sent(client_for: Factory) -> None:
     """A guard raising CircuitOpenError stops the request before it is sent; no ``after``."""
     guard = RecordingGuard()
     guard.open = True
-    client = client_for(guard=guard, tokens=None)
-    error = raised(
-        lambda: client.call(
-            "GET", "api/v2/credentials/", endpoint="credentials_list", request_id="e"
-        )
+    client, transport = client_for(answering(Answer(200, {})), guard=guard)
+    assert isinstance(raised(lambda: call(client)), CircuitOpenError)
+    assert (transport.requests, guard.records) == ([], [])
+
+
+# ---------------------------------------------------------------------------- the seam
+
+
+def test_without_a_transport_the_client_pools_connections_its_deadline_can_cut() -> None:
+    """The default transport keeps as many connections per host as the worker runs at once."""
+    client = HttpClient(
+        service="lms", root="http://lms.test", connect_timeout=2, read_timeout=5, pool_size=37
     )
-    assert isinstance(error, CircuitOpenError)
-    assert (fake.requests(service="credentials"), guard.records) == ([], [])
+    try:
+        adapter = client._session.get_adapter("http://lms.test/")
+    finally:
+        client.close()
+    assert isinstance(adapter, deadline.DeadlineAdapter)
+    assert adapter._pool_maxsize == 37  # type: ignore[attr-defined]
+    assert adapter.max_retries.total == 0
 
 
-def test_session_pool_is_sized_to_the_concurrency() -> None:
-    """The session keeps as many connections per host as the worker runs requests at once."""
-    with build_session(pool_size=37) as session:
-        adapter = session.get_adapter("http://example.invalid/")
-        assert isinstance(adapter, requests.adapters.HTTPAdapter)
-        assert adapter._pool_maxsize == 37  # type: ignore[attr-defined]
+def test_the_pooled_transport_never_retries_and_never_blocks() -> None:
+    """No urllib3 retries (retrying is the engine's job); the pool never makes a caller wait."""
+    adapter = pooled_transport(5)
+    try:
         assert adapter.max_retries.total == 0
+        assert adapter._pool_block is False  # type: ignore[attr-defined]
+    finally:
+        adapter.close()

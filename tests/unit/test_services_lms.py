@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.errors import ServiceUnavailableError, TransientError
+from consumer.errors import RejectedError, ServiceUnavailableError, TransientError
 from consumer.programs import PassingCertificate
 from consumer.services.bundle import Services
-from consumer.services.http import RejectedError
 from tests.fakes.openedx import FakeOpenEdx
 
 RUN = "course-v1:edX+DemoX+1T2026"

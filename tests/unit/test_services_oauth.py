@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from consumer.errors import ConsumerError, TransientError
-from consumer.services.http import AuthRejectedError, HttpClient, MalformedAnswerError
+from consumer.config import describe
+from consumer.errors import AuthRejectedError, ConsumerError, MalformedAnswerError, TransientError
+from consumer.services.http import HttpClient
 from consumer.services.oauth import OAuthTokens
 from consumer.services.settings import ServiceSettings
 from tests.fakes.openedx import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeOpenEdx
@@ -191,10 +192,10 @@ def test_secrets_never_appear_in_reprs(tokens: OAuthTokens) -> None:
         lms_url="http://lms",
     )
     tokens.token("e")
-    printed = repr(tokens) + repr(settings) + repr(tokens.current()) + str(settings.describe())
+    printed = repr(tokens) + repr(settings) + repr(tokens.current()) + str(describe(settings))
     assert "hunter2" not in printed
     assert DEFAULT_CLIENT_SECRET not in printed
-    assert ("oauth_client_secret", "***") in settings.describe()
+    assert ("oauth_client_secret", "***") in describe(settings)
 
 
 @pytest.mark.parametrize(

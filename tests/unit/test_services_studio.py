@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consumer.errors import TransientError
+from consumer.errors import RejectedError, TransientError
 from consumer.services.bundle import Services, build_services
-from consumer.services.http import RejectedError
 from consumer.services.studio import CourseDetails
 from tests.fakes.openedx import FakeOpenEdx
 from tests.fakes.openedx.settings import service_settings

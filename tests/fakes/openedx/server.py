@@ -455,6 +455,14 @@ class FakeOpenEdx:
         with self.app.lock:
             self.app.clients[client_id] = OAuthClient(client_id, client_secret, username)
 
+    def set_permissions(self, username: str, permissions: Iterable[str]) -> None:
+        """Replace a user's Credentials permissions while the fake runs (an operator granting).
+
+        Tokens already issued keep working: Credentials checks permissions per request.
+        """
+        with self.app.lock:
+            self.app.users[username].permissions = frozenset(permissions)
+
     def add_course_run(
         self,
         key: str,

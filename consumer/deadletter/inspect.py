@@ -1,9 +1,9 @@
 """``dlq inspect``: a person's view of a dead-letter topic.
 
 Reads the topic from its start to the end offsets seen when the command started (no
-consumer group offsets are touched), and summarises the context headers written by
-``deadletter``: counts by stage, error class and reason, source topics, the oldest and
-newest failure, and a few samples. It never prints a record's value (it holds the
+consumer group offsets are touched), and summarises the context headers that ``producer``
+wrote (format: ``records``): counts by stage, error class and reason, source topics, the
+oldest and newest failure, and a few samples. It never prints a record's value (it holds the
 learner's personal data), only headers and the course key. No record can make it fail: a
 dead-letter topic holds poison by definition (any key, any header bytes, headers missing).
 """
@@ -19,7 +19,7 @@ from typing import Any
 import fastavro
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from consumer.deadletter import context_of
+from consumer.deadletter.records import context_of
 from consumer.errors import ConsumerError
 from consumer.wire import FRAME_HEADER_SIZE, MAGIC_BYTE, Record
 

@@ -1,0 +1,227 @@
+"""Outcome accounting: what became of each record, as log lines, metrics and a tally.
+
+Every line about an event names its record (topic, partition, offset) and, once decoded,
+its type, course key and LMS user id; the ``event_id`` is not passed here but bound with
+structlog's contextvars (``event_context``) where an event is handled, so the lines of
+effects and services carry it too. A failure's fields come from ``Failed.log_fields``, the
+same on every line. No username, e-mail or name is ever logged.
+
+Metric labels stay bounded: an event type is one this worker consumes or ``unknown``
+(``event_type_label``), never a poison record's raw header.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, assert_never
+
+import structlog
+from confluent_kafka import KafkaError
+from structlog.contextvars import bound_contextvars
+
+from consumer.errors import DecodeError, RegistryUnavailableError
+from consumer.events import CertificateEvent, Event, EventType
+from consumer.kafka_types import TP
+from consumer.observability import Metrics
+from consumer.outcomes import Abandoned, Applied, Failed, Outcome, Skipped
+from consumer.wire import Record
+
+log = structlog.get_logger("consumer.engine")
+
+_EVENT_TYPES = frozenset(str(event_type) for event_type in EventType)
+
+
+@dataclass(slots=True)
+class Tally:
+    """Events finished by this engine, by outcome (for ``dlq redrive``'s summary and tests)."""
+
+    applied: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    held: int = 0  # failed with failures held (redrive): left uncommitted
+
+
+def event_type_label(record: Record) -> str:
+    """The record's ``ce_type`` if it is one this worker consumes, else ``unknown``.
+
+    A metric label: a poison record's arbitrary header must not create a new series.
+    """
+    values = record.header("ce_type")
+    value = values[0].decode("utf-8", errors="replace") if len(values) == 1 else ""
+    return value if value in _EVENT_TYPES else "unknown"
+
+
+def event_context(event_id: str | None) -> AbstractContextManager[Any]:
+    """Bind ``event_id`` to every log line of this thread for the block (None: nothing).
+
+    A record that did not decode has no event id to trust: its ``ce_id`` may be missing,
+    repeated or hostile.
+    """
+    if event_id is None:
+        return contextlib.nullcontext()
+    return bound_contextvars(event_id=event_id)
+
+
+def record_fields(record: Record, event: Event | None = None) -> dict[str, Any]:
+    """The fields naming a record (and its event, once decoded) on a log line."""
+    fields: dict[str, Any] = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+    }
+    if event is not None:
+        fields["event_type"] = str(event.meta.type)
+        fields["course_key"] = str(event.course_key)
+        if isinstance(event, CertificateEvent):
+            fields["lms_user_id"] = event.learner.user_id
+    return fields
+
+
+class Accounting:
+    """Logs, metrics and the tally of the engine's records; the poll thread's only."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.tally = Tally()
+
+    # ------------------------------------------------------------------ intake
+
+    def received(self, record: Record) -> None:
+        """A record was taken from ``record.topic``."""
+        self.metrics.events_received.labels(record.topic).inc()
+
+    def undecodable(self, record: Record, error: DecodeError) -> Failed:
+        """The failure of a poison record (dead-lettered at once), logged."""
+        failure = Failed.of("decode", error)
+        log.warning("record_undecodable", **failure.log_fields(), **record_fields(record))
+        return failure
+
+    def registry_unavailable(
+        self, record: Record, error: RegistryUnavailableError, retry_in: float
+    ) -> None:
+        """The registry could not give ``record``'s writer schema; it is read again later."""
+        self.metrics.registry_unavailable.inc()
+        log.warning(
+            "schema_registry_unavailable",
+            error=str(error),
+            retry_in=retry_in,
+            **record_fields(record),
+        )
+
+    # ------------------------------------------------------------------ outcomes
+
+    def finished(self, record: Record, event: Event, outcome: Outcome, *, elapsed: float) -> None:
+        """An event of a partition still owned finished with ``outcome`` after ``elapsed`` s."""
+        fields = record_fields(record, event)
+        event_type = str(event.meta.type)
+        if not isinstance(outcome, Abandoned):  # an abandoned item may never have run
+            self.metrics.processing_latency.labels(event_type).observe(elapsed)
+        match outcome:
+            case Applied():
+                self.tally.applied += 1
+                self._done(record, event, "applied", ",".join(outcome.skipped))
+                log.info(
+                    "event_applied",
+                    commands=outcome.commands,
+                    skipped=list(outcome.skipped),
+                    **fields,
+                )
+            case Skipped():
+                self.tally.skipped += 1
+                self._done(record, event, "skipped", outcome.reason)
+                self.metrics.skips.labels(outcome.reason).inc()
+                log.info("event_skipped", reason=outcome.reason, detail=outcome.detail, **fields)
+            case Failed():
+                log.warning("event_failed", **outcome.log_fields(), **fields)
+            case Abandoned():
+                log.info("event_abandoned", why=outcome.why, **fields)
+            case _:
+                assert_never(outcome)
+
+    def ignored(self, record: Record, event: Event, outcome: Outcome) -> None:
+        """An outcome came back after its partition was released (or reassigned)."""
+        if not isinstance(outcome, Abandoned):
+            log.info(
+                "event_outcome_ignored",
+                why="partition no longer assigned",
+                **record_fields(record, event),
+            )
+
+    def crashed(self, record: Record, event: Event, error: BaseException) -> None:
+        """A processor raised instead of returning an outcome (a bug)."""
+        log.error("worker_crashed", error=repr(error), **record_fields(record, event))
+
+    def _done(self, record: Record, event: Event, outcome: str, reason: str) -> None:
+        event_type = str(event.meta.type)
+        self.metrics.events_done.labels(record.topic, event_type, outcome, reason).inc()
+        if event.meta.time is not None:
+            age = time.time() - event.meta.time.timestamp()
+            self.metrics.event_age.labels(event_type).observe(max(0.0, age))
+
+    # ------------------------------------------------------------------ dead letters
+
+    def dead_lettered(self, record: Record, failure: Failed, event_type: str, topic: str) -> None:
+        """The broker acknowledged ``record``'s dead letter in ``topic``: the event is done."""
+        self.tally.dead_lettered += 1
+        self.metrics.dead_letters.labels(record.topic, failure.stage, failure.error_class).inc()
+        self.metrics.events_done.labels(
+            record.topic, event_type, "dead_lettered", failure.reason
+        ).inc()
+        log.warning(
+            "event_dead_lettered",
+            dead_letter_topic=topic,
+            **failure.log_fields(),
+            **record_fields(record),
+        )
+
+    def not_written(self, record: Record, topic: str, error: KafkaError) -> None:
+        """``record``'s dead letter could not be written to ``topic`` (it is sent again)."""
+        self.metrics.dead_letter_errors.labels(topic).inc()
+        log.error(
+            "dead_letter_not_written",
+            error=str(error),
+            dead_letter_topic=topic,
+            **record_fields(record),
+        )
+
+    def held(self, record: Record, failure: Failed) -> None:
+        """Failures are held (redrive): ``record`` stays where it is, uncommitted."""
+        self.tally.held += 1
+        log.warning("event_held", **failure.log_fields(), **record_fields(record))
+
+    # ------------------------------------------------------------------ commits and gauges
+
+    def commit_landed(self) -> None:
+        """A commit landed."""
+        self.metrics.commits.labels("landed").inc()
+        self.metrics.last_commit.set(time.time())
+
+    def commit_failed(self, partitions: int, reason: str) -> None:
+        """A commit of ``partitions`` partitions was refused (it is tried again)."""
+        self.metrics.commits.labels("failed").inc()
+        log.warning("commit_failed", error=reason, partitions=partitions)
+
+    def rebalanced(self, kind: str) -> None:
+        """A rebalance callback ran: ``assign``, ``revoke`` or ``lost``."""
+        self.metrics.rebalances.labels(kind).inc()
+
+    def gauges(
+        self, *, queued: int, buffered: int, paused: int, pending_ages: dict[TP, float]
+    ) -> None:
+        """The per-turn gauges (``in_flight`` is kept by the worker threads)."""
+        self.metrics.queued.set(queued)
+        self.metrics.buffered.set(buffered)
+        self.metrics.paused_partitions.set(paused)
+        self.metrics.assigned_partitions.set(len(pending_ages))
+        for (topic, partition), age in pending_ages.items():
+            self.metrics.oldest_pending_age.labels(topic, str(partition)).set(age)
+
+    def released(self, tps: set[TP]) -> None:
+        """Drop the per-partition series of released partitions."""
+        for topic, partition in tps:
+            for gauge in (self.metrics.lag, self.metrics.oldest_pending_age):
+                with contextlib.suppress(KeyError):  # no sample yet
+                    gauge.remove(topic, str(partition))
