@@ -318,7 +318,7 @@ class Engine:
             pending_ages=self._partitions.pending_ages(self._clock()),
         )
         if self._lag_monitor is not None:
-            self._lag_monitor.tick(self._partitions.watermarks)
+            self._lag_monitor.tick(self._partitions.lag_bases)
 
     # ------------------------------------------------------------------ rebalancing
 

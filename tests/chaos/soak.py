@@ -47,7 +47,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from consumer.deadletter import HEADER_PREFIX
+from consumer.deadletter.records import HEADER_PREFIX
 from consumer.errors import DecodeError
 from consumer.events import EventType, build_event
 from consumer.wire import (
