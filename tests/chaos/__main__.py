@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 import time
 from pathlib import Path
+from types import FrameType
 
 from tests.chaos.audit import audit
 from tests.chaos.soak import Soak, SoakParams, log
@@ -36,8 +38,14 @@ def _report(workdir: Path) -> int:
     return 0 if report.passed else 1
 
 
+def _interrupted(signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM ends the soak the way Ctrl-C does: its stack, fake and workers are stopped."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a soak (or re-audit one) and print the audit."""
+    signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(
         prog="python -m tests.chaos", description=__doc__.split("\n")[0]
     )

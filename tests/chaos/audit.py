@@ -25,6 +25,12 @@ DIR`` re-audits a run. Definitions:
     another event or another delivery of the same event, is still being served. Only requests
     that reached the service count (an injected timeout or reset never did).
 
+  The replay's requests (events of its time range, sent while it ran) are a stream of their
+  own: it must never step back, and its requests may overlap no other of their key. Its
+  range holds whole stories of learners of their own (``workload``), committed by the live
+  group before it starts, so re-applying them in order ends in the same state.
+- **Replay**: every certain write of its range made again while it ran, and exit code 0.
+
 - **Dead letters**: read back from the dead-letter topics and matched record by record (by
   source topic, partition and offset) with the poison records published and the events of
   learners whose requests always fail; each must have the expected stage and reason. A
@@ -33,7 +39,10 @@ DIR`` re-audits a run. Definitions:
 - **Duplicate applications**: events whose same write succeeded more than once (allowed).
 - **Time to drain**: from the end of the last fault to the first sample showing every
   partition committed to its end.
-- **RSS**: of the worker's last incarnation, 20 s after it started and at the end.
+- **RSS**: of the worker's longest-consuming incarnation, 30 s after it began consuming and
+  at its end.
+- **Deaths and tracebacks**: a worker that exits on its own (it is restarted, as Kubernetes
+  would) or any traceback in the workers' logs and the commands' output fails the audit.
 - **Leaks**: each secret of the soak's configuration (OAuth secret, registry secret, SASL
   password) and every token the fake issued, searched in everything the soak's processes
   wrote (worker logs and output, ``check`` and ``dlq inspect --json`` output, dead-letter
@@ -117,6 +126,7 @@ class LogEntry:
     event_id: str | None
     event: Event | None
     error: Mapping[str, str] | None
+    timestamp_ms: int | None = None
 
 
 def read_log(path: Path) -> list[LogEntry]:
@@ -128,7 +138,11 @@ def read_log(path: Path) -> list[LogEntry]:
         if "data" in line:
             meta = EventMeta(id=line["ce_id"], type=EventType(line["ce_type"]))
             event = build_event(meta, line["data"])
-        entries.append(LogEntry(position, line.get("ce_id"), event, line.get("error")))
+        entries.append(
+            LogEntry(
+                position, line.get("ce_id"), event, line.get("error"), line.get("timestamp_ms")
+            )
+        )
     return sorted(entries, key=lambda entry: entry.position)
 
 
@@ -239,23 +253,31 @@ class KeyedRequest:
     reached_service: bool
 
 
-def check_ordering(requests: Iterable[KeyedRequest], committed: CommittedHistory) -> Ordering:
-    """Backward steps below the committed offset, and overlapping requests, per key."""
-    result = Ordering()
+def _by_key(requests: Iterable[KeyedRequest]) -> dict[str, list[KeyedRequest]]:
     by_key: dict[str, list[KeyedRequest]] = defaultdict(list)
     for request in requests:
         by_key[request.key].append(request)
-    for key, items in by_key.items():
+    for items in by_key.values():
         items.sort(key=lambda item: (item.started, item.ended))
+    return by_key
+
+
+def _steps(
+    requests: Iterable[KeyedRequest], committed: CommittedHistory | None, result: Ordering
+) -> None:
+    """Steps back per key: a redelivery if above the committed offset, else a violation.
+
+    ``committed`` None: a stream that must never step back (a replay nobody interrupted).
+    """
+    for key, items in _by_key(requests).items():
         previous: KeyedRequest | None = None
         for item in items:
-            stepped_back = (
+            if (
                 previous is not None
                 and item.event_id != previous.event_id
                 and item.offset < previous.offset
-            )
-            if stepped_back and previous is not None:
-                floor = committed.at(item.partition, item.started)
+            ):
+                floor = committed.at(item.partition, item.started) if committed else previous.offset
                 if item.offset < floor:
                     result.backward_steps.append(
                         f"{key}: offset {previous.offset} then {item.offset} in "
@@ -264,6 +286,11 @@ def check_ordering(requests: Iterable[KeyedRequest], committed: CommittedHistory
                 else:
                     result.redeliveries += 1
             previous = item
+
+
+def _overlaps(requests: Iterable[KeyedRequest], result: Ordering) -> None:
+    """Requests of one key served at once (only those that reached the service count)."""
+    for key, items in _by_key(requests).items():
         active: list[KeyedRequest] = []
         for item in items:
             if not item.reached_service:
@@ -276,6 +303,24 @@ def check_ordering(requests: Iterable[KeyedRequest], committed: CommittedHistory
                     f"was in flight ({other.ended - item.started:.3f} s)"
                 )
             active.append(item)
+
+
+def check_ordering(
+    requests: Iterable[KeyedRequest],
+    committed: CommittedHistory,
+    *,
+    replayed: Iterable[KeyedRequest] = (),
+) -> Ordering:
+    """Backward steps below the committed offset, and overlapping requests, per key.
+
+    ``replayed``: a replay's requests, a stream of their own: it must never step back, and
+    no request of it may overlap another of its key, from either stream.
+    """
+    live, again = list(requests), list(replayed)
+    result = Ordering()
+    _steps(live, committed, result)
+    _steps(again, None, result)
+    _overlaps([*live, *again], result)
     return result
 
 
@@ -539,30 +584,102 @@ def _applied_and_lost(
     report.details["lost"] = lost
 
 
-def _ordering(report: Report, soaked: Soaked, committed: CommittedHistory) -> None:
-    keyed = []
-    for request in soaked.requests:
-        entry = soaked.events.get(request.event_id or "")
-        if entry is None or entry.event is None or request.service == "oauth":
-            continue
-        topic, partition, offset = entry.position
-        keyed.append(
-            KeyedRequest(
-                key=ordering_key(entry.event),
-                partition=f"{topic}:{partition}",
-                offset=offset,
-                event_id=entry.event_id or "",
-                started=request.started,
-                ended=request.ended,
-                reached_service=request.reached_service,
-            )
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """The replay fault: the events of its range, and when it ran (monotonic seconds)."""
+
+    events: frozenset[str]
+    started: float
+    finished: float
+    exit_code: int | None
+
+    @classmethod
+    def of(cls, soaked: Soaked) -> Replay | None:
+        """The soak's replay, if one ran: its range's events are the burst's, by timestamp."""
+        marks = {entry["what"]: entry for entry in soaked.timeline}
+        begun, done = marks.get("replay_started"), marks.get("replay_finished")
+        if begun is None:
+            return None
+        low = datetime.fromisoformat(begun["from_datetime"]).timestamp() * 1000
+        high = datetime.fromisoformat(begun["to_datetime"]).timestamp() * 1000
+        topic = soaked.plan["topics"]["certificates"]
+        events = frozenset(
+            event_id
+            for event_id, entry in soaked.events.items()
+            if entry.position[0] == topic
+            and entry.timestamp_ms is not None
+            and low <= entry.timestamp_ms < high
         )
-    ordering = check_ordering(keyed, committed)
+        return cls(
+            events=events,
+            started=begun["monotonic"],
+            finished=done["monotonic"] if done else float("inf"),
+            exit_code=done["exit_code"] if done else None,
+        )
+
+    def holds(self, request: Request) -> bool:
+        """The request is the replay's: an event of its range, sent while it ran."""
+        return request.event_id in self.events and self.started <= request.started <= self.finished
+
+
+def _keyed(soaked: Soaked, request: Request) -> KeyedRequest | None:
+    entry = soaked.events.get(request.event_id or "")
+    if entry is None or entry.event is None or request.service == "oauth":
+        return None
+    topic, partition, offset = entry.position
+    return KeyedRequest(
+        key=ordering_key(entry.event),
+        partition=f"{topic}:{partition}",
+        offset=offset,
+        event_id=entry.event_id or "",
+        started=request.started,
+        ended=request.ended,
+        reached_service=request.reached_service,
+    )
+
+
+def _ordering(
+    report: Report, soaked: Soaked, committed: CommittedHistory, replay: Replay | None
+) -> None:
+    live: list[KeyedRequest] = []
+    replayed: list[KeyedRequest] = []
+    for request in soaked.requests:
+        keyed = _keyed(soaked, request)
+        if keyed is not None:
+            (replayed if replay and replay.holds(request) else live).append(keyed)
+    ordering = check_ordering(live, committed, replayed=replayed)
     report.row("per-key ordering violations", ordering.violations, must_be_zero=True)
     report.row("  backward steps below the committed offset", len(ordering.backward_steps))
     report.row("  two requests of one key in flight at once", len(ordering.overlaps))
     report.row("steps back to an uncommitted offset (redeliveries, allowed)", ordering.redeliveries)
     report.details["ordering"] = ordering.backward_steps + ordering.overlaps
+
+
+def _replayed(report: Report, soaked: Soaked, replay: Replay | None) -> None:
+    """The replay re-made every certain write of its range (within its run), and exited 0."""
+    if replay is None:
+        return
+    again: dict[str, set[Target]] = defaultdict(set)
+    for request in soaked.requests:
+        target = request.written()
+        if target is not None and request.event_id and replay.holds(request):
+            again[request.event_id].add(target)
+    missed = [
+        f"{event_id}: {soaked.expected[event_id].certain} not re-applied by the replay"
+        for event_id in sorted(replay.events)
+        if soaked.expected[event_id].certain is not None
+        and soaked.expected[event_id].certain not in again.get(event_id, set())
+    ]
+    applied = sum(1 for event_id in replay.events if again.get(event_id))
+    report.row(
+        "replay beside the live group: events of its range re-applied",
+        f"{applied} of {len(replay.events)} (exit code {replay.exit_code})",
+    )
+    failed = 0 if replay.exit_code == 0 else 1
+    report.row(
+        "replay: writes not re-made, or a failed exit", len(missed) + failed, must_be_zero=True
+    )
+    report.details["replay"] = missed
 
 
 def _dead_letters(
@@ -591,7 +708,7 @@ def _drain_and_processes(report: Report, soaked: Soaked) -> None:
         report.row("time to drain after the last fault", f"{drained[0] - max(fault_ends):.1f} s")
     else:
         report.row("time to drain after the last fault", "did not drain", must_be_zero=True)
-    report.row("worker RSS at start / end", _rss(timeline, soaked.samples))
+    report.row("worker RSS 30 s into consuming / at the end", _rss(soaked))
     exits = [
         f"{entry['worker']}={entry['exit_code']}"
         for entry in timeline
@@ -599,9 +716,15 @@ def _drain_and_processes(report: Report, soaked: Soaked) -> None:
     ]
     report.row("workers stopped with SIGTERM: exit codes", ", ".join(exits))
     written = [*(soaked.workdir / "workers").iterdir(), *(soaked.workdir / "probes").iterdir()]
+    deaths = [
+        f"{entry['worker']} exited {entry['exit_code']}"
+        for entry in timeline
+        if entry["what"] == "worker_died"
+    ]
+    report.row("workers that died on their own (restarted)", len(deaths), must_be_zero=True)
     crashes = [path.name for path in written if "Traceback" in path.read_text(errors="replace")]
-    report.row("tracebacks (worker logs, command output)", len(crashes))
-    report.details["crashes"] = crashes
+    report.row("tracebacks (worker logs, command output)", len(crashes), must_be_zero=True)
+    report.details["crashes"] = deaths + crashes
 
 
 def audit(workdir: Path) -> Report:
@@ -616,7 +739,9 @@ def audit(workdir: Path) -> Report:
     wrong = compare_states(soaked.model, json.loads((workdir / "state.json").read_text()))
     report.row("wrong final states", len(wrong), must_be_zero=True)
     report.details["wrong final states"] = wrong
-    _ordering(report, soaked, committed)
+    replay = Replay.of(soaked)
+    _ordering(report, soaked, committed, replay)
+    _replayed(report, soaked, replay)
     _dead_letters(report, soaked, {**poison_at, **failing_at})
     _duplicates(report, writes)
     _drain_and_processes(report, soaked)
@@ -662,18 +787,33 @@ def fault_summary(timeline: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _rss(timeline: Sequence[Mapping[str, Any]], samples: Sequence[Mapping[str, Any]]) -> str:
-    """RSS of the longest-lived incarnation of the worker: 20 s after its start, at its end."""
-    starts = {
-        entry["worker"]: entry["monotonic"]
-        for entry in timeline
-        if entry["what"] == "worker_started" and entry["worker"].startswith("worker-")
-    }
+def _consuming_since(log: Path) -> float | None:
+    """Wall time of the worker's first assignment with partitions (from its JSON log)."""
+    for line in log.read_text(errors="replace").splitlines():
+        if '"partitions_assigned"' not in line:
+            continue
+        entry = json.loads(line)
+        if entry.get("partitions"):
+            return datetime.fromisoformat(entry["timestamp"]).timestamp()
+    return None
+
+
+def _rss(soaked: Soaked) -> str:
+    """RSS of the longest-consuming incarnation: 30 s after it began consuming, at its end.
+
+    A worker waiting for its group (after a SIGKILL, 45 s) has not grown its thread pool and
+    connection pools yet: its first readings are no baseline.
+    """
+    since: dict[str, float] = {}
+    for path in (soaked.workdir / "workers").glob("worker-*.log"):
+        began = _consuming_since(path)
+        if began is not None:
+            since[path.stem] = began + 30
     readings: dict[str, list[tuple[float, int]]] = defaultdict(list)
-    for sample in samples:
+    for sample in soaked.samples:
         for name, kb in sample.get("rss", {}).items():
-            if name in starts and sample["monotonic"] >= starts[name] + 20:
-                readings[name].append((sample["monotonic"], kb))
+            if name in since and sample["wall"] >= since[name]:
+                readings[name].append((sample["wall"], kb))
     if not readings:
         return "n/a"
     name = max(readings, key=lambda key: readings[key][-1][0] - readings[key][0][0])

@@ -20,7 +20,7 @@ FaultKind = Literal[
     "broker_down",  # the Kafka broker is stopped, then started
     "kill_worker",  # SIGKILL the worker, start a new one
     "second_worker",  # a second member joins the group, then leaves (SIGTERM)
-    "replay",  # a replay of a time range alongside the live group (hook: see soak.py)
+    "replay",  # a replay of a time range (a burst of whole stories) beside the live group
 ]
 
 
@@ -49,6 +49,8 @@ class Schedule:
     """Rates of random 5xx, read timeouts and resets per request while ``noise`` runs."""
     studio_latency: float = 1.0
     credentials_retry_after: int = 45
+    replay_burst: tuple[float, float] = (0.6, 0.02)
+    """Where (fraction of the stream) and how much (share of events) the replayed range is."""
 
 
 # A SIGKILLed member keeps its partitions until its session times out (45 s): the whole
@@ -66,7 +68,7 @@ FULL = Schedule(
         Fault("kill_worker", 0.55),
         Fault("broker_down", 0.68, 20),
         Fault("credentials_503", 0.8, 35),
-        Fault("replay", 0.88),
+        Fault("replay", 0.88, 0.08),  # ends (is waited for) after every other fault
     ),
     retry_seconds=10,
 )

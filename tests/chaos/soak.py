@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +284,8 @@ class Prepared:
     stream: list[Planned]
     poison: dict[int, list[Poison]]
     env: dict[str, str]
+    burst: tuple[int, int] | None = None
+    """[start, end) indices of the stories a replay takes again."""
 
 
 @dataclass(slots=True)
@@ -328,6 +331,11 @@ class Soak:
         self._stop_sampling = threading.Event()
         self.lms_poison: list[str] = []
         """Ids of the poison events published through the LMS producer (dates)."""
+        self.env: dict[str, str] = {}
+        self._expected_exits: set[str] = set()
+        self._stopping = False
+        self.replay: WorkerProcess | None = None
+        self._replay_thread: threading.Thread | None = None
         for sub in ("workers", "probes", "private"):
             (workdir / sub).mkdir(parents=True, exist_ok=True)
 
@@ -408,8 +416,33 @@ class Soak:
         """SIGKILL the main worker: no drain, no commit."""
         assert self.main is not None
         name = self.main.name
+        with self._workers_lock:
+            self._expected_exits.add(name)
         self.main.kill()
         self.timeline.mark("worker_killed", worker=name)
+
+    def _supervise(self) -> None:
+        """A worker that died on its own is recorded and, the main one, started again.
+
+        As Kubernetes would restart the pod: the rest of the soak stays meaningful, and the
+        audit counts the death (a crash is a defect).
+        """
+        with self._workers_lock:
+            dead = [
+                worker
+                for name, worker in self.workers.items()
+                if worker.process.poll() is not None
+                and name not in self._expected_exits
+                and not self._stopping
+            ]
+            for worker in dead:
+                self._expected_exits.add(worker.name)
+        for worker in dead:
+            self.timeline.mark(
+                "worker_died", worker=worker.name, exit_code=worker.process.returncode
+            )
+            if worker is self.main:
+                self.start_main(self.env)
 
     # ------------------------------------------------------------------ sampling
 
@@ -422,6 +455,7 @@ class Soak:
         ]
         try:
             while not self._stop_sampling.wait(1.0):
+                self._supervise()
                 sample: dict[str, Any] = {"rss": self._rss()}
                 try:
                     committed = consumer.committed(tps, timeout=5)
@@ -472,13 +506,21 @@ class Soak:
         raw: RawProducer,
         stream: list[Planned],
         poison: dict[int, list[Poison]],
+        burst: tuple[int, int] | None,
     ) -> None:
         rate = self.params.rate
         started = time.monotonic()
+        first, last = burst or (-1, -1)
         for index, planned in enumerate(stream):
             delay = started + index / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            if index == first:  # record timestamps: 50 ms clear of the burst on either side
+                time.sleep(0.05)
+                self.timeline.mark("burst_started", events=last - first)
+            if index == last:
+                self.timeline.mark("burst_ended")
+                time.sleep(0.05)
             for item in poison.get(index, []):
                 if item.run:  # a Studio event whose end has no UTC form
                     self.lms_poison.append(
@@ -539,6 +581,8 @@ class Soak:
 
         def leave() -> None:
             worker = self.workers["second"]
+            with self._workers_lock:
+                self._expected_exits.add("second")
             worker.terminate()
             code = worker.wait(timeout=60)
             self.timeline.mark("worker_stopped", worker="second", exit_code=code)
@@ -559,11 +603,68 @@ class Soak:
             "broker_down": (lambda: stack.stop("kafka"), lambda: stack.start("kafka")),
             "kill_worker": (self.kill_main, lambda: self.start_main(env)),
             "second_worker": (join, leave),
-            # HOOK (issue 9, `credentials-consumer replay`, not merged yet): start a replay
-            # of a time range inside the window with this env, wait for it at the end; the
-            # audit must then read that group's requests as a stream of its own.
-            "replay": (lambda: None, lambda: None),
+            "replay": (self._replay_begin, self._replay_end),
         }
+
+    def _replay_begin(self) -> None:
+        """Start the replay in the background, once the live group has committed the burst.
+
+        The burst holds the whole stories of learners of their own, so the replay re-applies
+        finished keys, in order, while the live group goes on with the others. Waiting for
+        the commit happens on a thread of its own: the other faults keep their times.
+        """
+        self._replay_thread = threading.Thread(
+            target=self._replay_when_committed, name="replay", daemon=True
+        )
+        self._replay_thread.start()
+
+    def _replay_when_committed(self) -> None:
+        marks = {entry["what"]: entry for entry in self.timeline.entries}
+        started, ended = marks.get("burst_started"), marks.get("burst_ended")
+        if started is None or ended is None:
+            self.timeline.mark("replay_skipped", why="no burst was published")
+            return
+        topic = self.topics["certificates"]
+        ends: dict[str, int] | None = None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            samples = [sample for sample in self.samples if "committed" in sample]
+            if ends is None:
+                later = [s for s in samples if s["monotonic"] > ended["monotonic"] + 2]
+                if later:
+                    ends = {tp: end for tp, end in later[0]["ends"].items() if tp.startswith(topic)}
+            elif all(samples[-1]["committed"].get(tp, -1) >= end for tp, end in ends.items()):
+                break
+            time.sleep(1)
+        window = (
+            datetime.fromtimestamp(started["wall"] - 0.02, UTC),
+            datetime.fromtimestamp(ended["wall"] + 0.02, UTC),
+        )
+        first, last = (moment.isoformat(timespec="milliseconds") for moment in window)
+        self.timeline.mark("replay_started", from_datetime=first, to_datetime=last)
+        self.replay = WorkerProcess(
+            self.env,
+            [
+                "replay",
+                "--topic",
+                CERTIFICATE_TOPIC,
+                "--from-datetime",
+                first,
+                "--to-datetime",
+                last,
+                "--progress-interval",
+                "5",
+            ],
+            self.workdir / "workers",
+            "replay",
+        )
+
+    def _replay_end(self) -> None:
+        """Wait for the replay to start, then to finish its range."""
+        if self._replay_thread is not None:
+            self._replay_thread.join(timeout=700)
+        if self.replay is not None:
+            self.timeline.mark("replay_finished", exit_code=self.replay.wait(timeout=900))
 
     def _run_faults(
         self, window: float, stack: PrivateStack, fake: RemoteFake, env: dict[str, str], t0: float
@@ -575,15 +676,13 @@ class Soak:
             start = fault.at * window
             length = 2.0 if fault.kind == "kill_worker" else fault.length(window)
             steps += [(start, fault, "start"), (start + length, fault, "end")]
-        for at, fault, phase in sorted(steps, key=lambda step: step[0]):
+        # The replay is waited for last, whatever its time: its end blocks until it is done.
+        steps.sort(key=lambda step: (step[1].kind == "replay" and step[2] == "end", step[0]))
+        for at, fault, phase in steps:
             delay = t0 + at - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             begin, end = actions[fault.kind]
-            if fault.kind == "replay":
-                if phase == "start":
-                    self.timeline.mark("fault", kind=fault.kind, phase="not run: no replay command")
-                continue
             if phase == "end":  # over once the action returns (a restart waits until ready)
                 end()
                 self.timeline.mark("fault", kind=fault.kind, phase=phase)
@@ -599,16 +698,24 @@ class Soak:
         stack = PrivateStack(self.workdir / "stack", self.workdir / "stack.log")
         log(f"work directory {self.workdir}; starting a private broker and registry")
         with stack, fake_process(self.workdir, self.params.seed) as (fake, urls):
-            self.timeline.mark("stack_up", bootstrap=stack.bootstrap_servers)
-            lms = LmsProducer(stack.bootstrap_servers, stack.registry_url)
-            prepared = self._prepare(stack, fake, urls, lms)
-            raw = RawProducer(stack.bootstrap_servers)
-            self._soak(stack, fake, prepared, lms, raw)
-            lms.close()
-            self._probes(prepared.env)
-            self._collect(stack, fake, raw)
-            del lms, raw  # their librdkafka clients would log the broker's stop
-            gc.collect()
+            try:
+                self.timeline.mark("stack_up", bootstrap=stack.bootstrap_servers)
+                lms = LmsProducer(stack.bootstrap_servers, stack.registry_url)
+                prepared = self._prepare(stack, fake, urls, lms)
+                raw = RawProducer(stack.bootstrap_servers)
+                self._soak(stack, fake, prepared, lms, raw)
+                lms.close()
+                self._probes(prepared.env)
+                self._collect(stack, fake, raw)
+                del lms, raw  # their librdkafka clients would log the broker's stop
+                gc.collect()
+            finally:
+                self._stop_sampling.set()
+                with self._workers_lock:
+                    self._stopping = True
+                    leftovers = [*self.workers.values(), *([self.replay] if self.replay else [])]
+                for worker in leftovers:
+                    worker.kill()  # a soak cut short leaves no worker behind
         log("soak finished; auditing")
 
     def _prepare(
@@ -653,15 +760,19 @@ class Soak:
         }
         client.close()
         add_programs(catalogue, partition_of, self.rng)
-        learners, stream = Planner(catalogue, partition_of, self.rng).plan(
-            params.events - len(warmup)
+        replays = any(fault.kind == "replay" for fault in params.schedule.faults)
+        at, share = params.schedule.replay_burst
+        plan = Planner(catalogue, partition_of, self.rng).plan(
+            params.events - len(warmup), burst=(at, int(params.events * share)) if replays else None
         )
-        self._setup_fake(fake, catalogue, learners, warmup)
-        poison = self._plan_poison(stack, warm_records[0], len(stream), next(iter(catalogue.runs)))
-        self._save_plan(catalogue, learners, partition_of, urls, stack)
-        env = self.worker_env(stack, urls, catalogue)
+        self._setup_fake(fake, catalogue, plan.learners, warmup)
+        poison = self._plan_poison(
+            stack, warm_records[0], plan.stream, next(iter(catalogue.runs)), plan.burst
+        )
+        self._save_plan(catalogue, plan.learners, partition_of, urls, stack)
+        self.env = env = self.worker_env(stack, urls, catalogue)
         (self.workdir / "private" / "env.json").write_text(json.dumps(env, indent=1))
-        return Prepared(partitions, stream, poison, env)
+        return Prepared(partitions, plan.stream, poison, env, plan.burst)
 
     def _soak(
         self,
@@ -682,7 +793,7 @@ class Soak:
         self.start_main(prepared.env)
         publisher = threading.Thread(
             target=self._publish,
-            args=(lms, raw, prepared.stream, prepared.poison),
+            args=(lms, raw, prepared.stream, prepared.poison, prepared.burst),
             name="publisher",
             daemon=True,
         )
@@ -739,9 +850,14 @@ class Soak:
             fake.call("call_many", calls=calls[start : start + 2000])
 
     def _plan_poison(
-        self, stack: PrivateStack, template: Record, count: int, run: str
+        self,
+        stack: PrivateStack,
+        template: Record,
+        stream: list[Planned],
+        run: str,
+        burst: tuple[int, int] | None,
     ) -> dict[int, list[Poison]]:
-        """Poison records of every kind, at random places in the stream of ``count`` events."""
+        """Poison records of every kind, at random places in the stream (not in the burst)."""
         kinds = [
             Poison(reason, value, tuple(headers))
             for reason, (value, headers) in poison_variants(template).items()
@@ -765,10 +881,12 @@ class Soak:
             ),
             Poison("date_out_of_range", run=run),
         ]
+        first, last = burst or (0, -1)
+        places = [index for index in range(len(stream)) if not first <= index <= last]
         placed: dict[int, list[Poison]] = {}
         for _ in range(self.params.poison_copies):
             for kind in kinds:
-                placed.setdefault(self.rng.randrange(count), []).append(kind)
+                placed.setdefault(self.rng.choice(places), []).append(kind)
         return placed
 
     def _save_plan(
@@ -818,11 +936,15 @@ class Soak:
     def _stop_workers(self) -> None:
         time.sleep(2)  # the RSS sampler's last reading of a settled worker
         with self._workers_lock:
+            self._stopping = True
             running = [w for w in self.workers.values() if w.process.poll() is None]
         for worker in running:
             worker.terminate()
         for worker in running:
-            code = worker.wait(timeout=60)
+            try:
+                code: int | str = worker.wait(timeout=60)
+            except AssertionError:  # still draining after 60 s: killed by ``wait``
+                code = "killed after 60 s"
             self.timeline.mark("worker_stopped", worker=worker.name, exit_code=code)
 
     def _probes(self, env: dict[str, str]) -> None:
@@ -834,6 +956,7 @@ class Soak:
         }
         probes: list[tuple[str, dict[str, str], list[str]]] = [
             ("check", env, ["check"]),
+            ("check-json", env, ["check", "--json"]),
             ("check-sasl", sasl, ["check"]),
             ("run-sasl", sasl, ["run", "--stop-when-idle", "1"]),
             *(
@@ -843,22 +966,24 @@ class Soak:
         ]
         running = []
         for name, probe_env, args in probes:
-            out = (self.workdir / "probes" / f"{name}.txt").open("w")
+            out = (self.workdir / "probes" / f"{name}.txt").open("w")  # stdout
+            err = (self.workdir / "probes" / f"{name}.log").open("w")  # stderr: log lines
             process = subprocess.Popen(
                 [sys.executable, "-m", "consumer", *args],
                 env=probe_env,
                 cwd=ROOT,
                 stdout=out,
-                stderr=subprocess.STDOUT,
+                stderr=err,
             )
-            running.append((name, process, out))
-        for name, process, out in running:
+            running.append((name, process, out, err))
+        for name, process, out, err in running:
             try:
                 code = process.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 process.kill()
                 code = process.wait()
             out.close()
+            err.close()
             self.timeline.mark("probe", name=name, exit_code=code)
 
     def _collect(self, stack: PrivateStack, fake: RemoteFake, raw: RawProducer) -> None:
@@ -897,6 +1022,7 @@ def _decoded(role: str, record: Record, decoder: Decoder) -> dict[str, Any]:
         "topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,
+        "timestamp_ms": record.timestamp_ms,
     }
     try:
         meta = event_meta(record)

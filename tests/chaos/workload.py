@@ -329,24 +329,49 @@ class Planner:
         )
 
     def plan(
-        self, events: int, *, failing_share: float = 0.002
-    ) -> tuple[list[LearnerSpec], list[Planned]]:
-        """Learners and about ``events`` events in publication order (2 % catalog changes)."""
+        self, events: int, *, failing_share: float = 0.002, burst: tuple[float, int] | None = None
+    ) -> Plan:
+        """Learners and about ``events`` events in publication order (2 % catalog changes).
+
+        ``burst=(at, count)``: about ``count`` of the events are the whole stories of learners
+        of their own, published together at fraction ``at`` of the stream, with nothing else
+        in between: a time range a replay can take again without touching any other key.
+        """
         catalog_count = max(10, events // 50)
+        cohort_count = burst[1] if burst else 0
         stories: list[list[Planned]] = []
         learners: list[LearnerSpec] = []
+        cohort: list[list[Planned]] = []
         total = 0
-        while total < events - catalog_count:
+        while total < events - catalog_count - cohort_count:
             learner, story = self.learner_story(len(learners))
             learners.append(learner)
             stories.append(story)
             total += len(story)
+        while sum(map(len, cohort)) < cohort_count:
+            learner, story = self.learner_story(len(learners))
+            learners.append(learner)
+            cohort.append(story)
         for _ in range(max(2, round(len(learners) * failing_share))):
             learner, story = self.failing_story(len(learners))
             learners.append(learner)
             stories.append(story)
         catalog = [[self.catalog_event()] for _ in range(catalog_count)]
-        return learners, _interleave([*stories, *catalog], self.rng)
+        stream = _interleave([*stories, *catalog], self.rng)
+        if not cohort or burst is None:
+            return Plan(learners, stream)
+        at = int(len(stream) * burst[0])
+        together = _interleave(cohort, self.rng)
+        return Plan(learners, [*stream[:at], *together, *stream[at:]], (at, at + len(together)))
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to publish, in order; ``burst``: the [start, end) indices of the replay's range."""
+
+    learners: list[LearnerSpec]
+    stream: list[Planned]
+    burst: tuple[int, int] | None = None
 
 
 def lms_certificates(

@@ -13,7 +13,10 @@ any log line, command output or dead-letter header.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,19 +28,35 @@ from tests.chaos.stack import ROOT
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(720)]
 
 
+def run_soak(workdir: Path, timeout: float) -> tuple[int, str, str]:
+    """Run the small soak; past ``timeout``, SIGTERM it (it stops its own stack), then kill."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.chaos", "run", str(workdir), "--small"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its broker, registry, fake and workers share its group
+    )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)
+        try:
+            out, err = process.communicate(timeout=120)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"the soak did not end in {timeout} s:\n{out}\n{err[-4000:]}")
+    return process.returncode, out, err
+
+
 def test_the_small_soak_passes_its_audit_and_leaks_no_secret(tmp_path: Path) -> None:
     """Nothing lost, wrong, out of order or leaked; dead letters exactly as injected."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.chaos", "run", str(tmp_path), "--small"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=660,
-        check=False,
-    )
+    code, out, err = run_soak(tmp_path, timeout=600)
 
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr[-4000:]}"
-    assert "audit: PASS" in done.stdout
+    assert code == 0, f"{out}\n{err[-4000:]}"
+    assert "audit: PASS" in out
     secrets = json.loads((tmp_path / "private" / "secrets.json").read_text())
     # The secrets were in play, so finding none of them means something:
     assert json.loads((tmp_path / "private" / "tokens.json").read_text())  # OAuth secret used
@@ -49,5 +68,11 @@ def test_the_small_soak_passes_its_audit_and_leaks_no_secret(tmp_path: Path) -> 
     assert f"api_key = {secrets['sasl_key']}" in with_sasl
     assert "api_secret = ***" in with_sasl
     assert "FAIL  kafka        unreachable" in with_sasl  # SASL_SSL against a plaintext port
+    assert (
+        json.loads((tmp_path / "probes" / "check-json.txt").read_text())["configuration"][
+            "schema_registry_api_secret"
+        ]
+        == "***"
+    )
     for name in ("inspect-certificates", "inspect-catalog"):
         assert json.loads((tmp_path / "probes" / f"{name}.txt").read_text())["total"] >= 1

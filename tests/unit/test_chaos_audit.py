@@ -301,6 +301,22 @@ def test_one_event_delivered_twice_at_once_is_a_violation() -> None:
     assert len(result.overlaps) == 1
 
 
+def test_a_replay_is_a_stream_of_its_own_that_never_steps_back() -> None:
+    """Re-applying committed offsets in order is the replay's job; stepping back in it is not."""
+    live = [request(5, 1, 2), request(6, 2, 3)]
+    committed = history((4, 7))
+    in_order = [request(5, 10, 11), request(6, 11, 12)]
+    assert check_ordering(live, committed, replayed=in_order).violations == 0
+    backwards = [request(6, 10, 11), request(5, 11, 12)]
+    assert len(check_ordering(live, committed, replayed=backwards).backward_steps) == 1
+
+
+def test_a_replay_request_overlapping_the_live_groups_is_a_violation() -> None:
+    """The live group and the replay serving one key at once would race: an overlap."""
+    result = check_ordering([request(6, 1, 3)], history(), replayed=[request(5, 2, 4)])
+    assert len(result.overlaps) == 1
+
+
 # ---------------------------------------------------------------------------- dead letters
 
 
