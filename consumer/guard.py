@@ -206,4 +206,6 @@ class ServiceGuard:
                 ),
             )
         else:
-            breaker.record_success(Cause(endpoint=record.endpoint, status=record.status))
+            breaker.record_success(
+                Cause(endpoint=record.endpoint, status=record.status), elapsed=record.elapsed
+            )
