@@ -1,4 +1,4 @@
-"""The benchmark's own contenders, each run as a process of its own (``python -m bench.contenders``).
+"""The benchmark's own contenders, each a process of its own (``python -m bench.contenders``).
 
 - ``consume``: the consume ceiling — a confluent-kafka ``consume()`` loop, nothing decoded.
 - ``decode``: the decode ceiling — the same, plus the Confluent framing (magic byte, schema
@@ -56,7 +56,8 @@ class Clock:
 
     def report(self, events: int, **extra: object) -> dict[str, object]:
         """The JSON line: events, elapsed wall and CPU seconds between first and last."""
-        assert self.first is not None and self.last is not None
+        assert self.first is not None
+        assert self.last is not None
         return {
             "events": events,
             "seconds": self.last[0] - self.first[0],
@@ -78,9 +79,7 @@ def _consumer(bootstrap: str, topic: str, group: str, clock: Clock) -> Consumer:
     return consumer
 
 
-def _drain(
-    consumer: Consumer, events: int, handle: Callable[[Message], None], clock: Clock
-) -> int:
+def _drain(consumer: Consumer, events: int, handle: Callable[[Message], None], clock: Clock) -> int:
     """``consume()`` batches until ``events`` records were handled (or the time runs out)."""
     seen = 0
     deadline = time.monotonic() + TIMEOUT
@@ -125,12 +124,13 @@ def run_decode(args: argparse.Namespace) -> dict[str, object]:
         schema_id = int.from_bytes(value[1:5], "big")
         schema = schemas.get(schema_id)
         if schema is None:
-            text = registry.get_schema(schema_id).schema_str
+            text = registry.get_schema(schema_id).schema_str or "null"
             schema = schemas[schema_id] = fastavro.parse_schema(json.loads(text))
         fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, None)
 
     seen = _drain(consumer, args.events, handle, clock)
     consumer.close()
+    registry.close()
     return clock.report(seen, undecodable=failures[0])
 
 

@@ -25,11 +25,10 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from bench.measure import process_cpu
+from bench.workload import PER_EVENT_SERVICES
 from tests.fakes.openedx import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, RemoteFake
 
 ROOT = Path(__file__).resolve().parents[1]
-PER_EVENT_SERVICES = ("credentials", "lms", "studio")
-"""Services the worker calls per event (OAuth and Discovery are called at start-up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +133,9 @@ def _token(fake: RunningFake) -> str:
 
 
 def request_mix(fake: RunningFake, usernames: list[str], runs: list[str]) -> list[bytes]:
-    """Raw requests in the worker's proportions: a course-run POST, a credentials list, the
-    LMS certificates list, a course-modes read and a course-certificate POST per round.
+    """Raw requests close to the worker's mix, four per learner.
+
+    A course-run POST, a credentials list, the LMS certificates list and a course-modes read.
     """
     token = _token(fake)
     host = urlsplit(fake.url).netloc
@@ -175,8 +175,9 @@ def request_mix(fake: RunningFake, usernames: list[str], runs: list[str]) -> lis
 
 
 async def _client(
-    host: str, port: int, requests: list[bytes], offset: int, until: float, counts: list[int]
+    address: tuple[str, int], requests: list[bytes], offset: int, until: float, counts: list[int]
 ) -> None:
+    host, port = address
     reader, writer = await asyncio.open_connection(host, port)
     index = offset
     try:
@@ -200,7 +201,9 @@ async def _load(fake: RunningFake, requests: list[bytes], concurrency: int, seco
     until = time.monotonic() + seconds
     await asyncio.gather(
         *(
-            _client(parts.hostname or "127.0.0.1", parts.port or 80, requests, i * 7, until, counts)
+            _client(
+                (parts.hostname or "127.0.0.1", parts.port or 80), requests, i * 7, until, counts
+            )
             for i in range(concurrency)
         )
     )

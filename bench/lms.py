@@ -16,20 +16,22 @@ them, with the default partitioner (the LMS's), so the partition layout is the L
 
 from __future__ import annotations
 
-import time
+import time as clock
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 from django.conf import settings
 
-from bench.workload import CatalogSpec, CertificateSpec, Spec
+from bench.workload import CertificateSpec, Spec
 from tests.support.lms import KEY_FIELDS, catalog_data, certificate_data, configure_django
 
-Encoded = tuple[bytes, bytes, dict[str, bytes]]
+Headers = dict[str, str | bytes | None]
+Encoded = tuple[bytes, bytes, Headers]
 
 
 class LmsEncoder:
@@ -83,25 +85,15 @@ class LmsEncoder:
             *self._serializers[event_type],
         )
 
-    def encode(self, spec: Spec, *, event_id: uuid.UUID | None = None) -> Encoded:
-        """The record of ``spec``: key bytes, value bytes, CloudEvent headers."""
-        if isinstance(spec, CertificateSpec):
-            data = certificate_data(
-                user_id=spec.user_id,
-                course_key=spec.course_run,
-                mode=spec.mode,
-                status=spec.status,
-                previous_status="" if spec.status == "downloadable" else "downloadable",
-            )
-            field = "certificate"
-        else:
-            data = catalog_data(
-                course_key=spec.course_run,
-                pacing=spec.pacing,
-                end=spec.end,
-                name=f"Course {spec.course_run}",
-            )
-            field = "catalog_info"
+    def encode(
+        self, spec: Spec, *, event_id: uuid.UUID | None = None, time: datetime | None = None
+    ) -> Encoded:
+        """The record of ``spec``: key bytes, value bytes, CloudEvent headers.
+
+        ``event_id`` and ``time`` (``ce_id``, ``ce_time``) default to a new UUID1 and now,
+        as the LMS sets them.
+        """
+        field, data = spec_data(spec)
         deserializer, key_serializer, value_serializer = self._for(spec.event_type, field)
         event_data = deserializer.from_dict(data)
         metadata = self._metadata(
@@ -109,10 +101,10 @@ class LmsEncoder:
             id=event_id or uuid.uuid1(),
             minorversion=0,
             source="openedx/lms/web",
-            sourcehost="lms.bench",
-            time=datetime.now(UTC),
+            sourcehost="lms.test",
+            time=time or datetime.now(UTC),
         )
-        headers: dict[str, bytes] = self._headers(event_metadata=metadata)
+        headers: Headers = self._headers(event_metadata=metadata)
         cache_key = (spec.event_type, spec.course_run)
         key = self._keys.get(cache_key)
         if key is None:
@@ -123,19 +115,41 @@ class LmsEncoder:
         return key, value, headers
 
 
+def spec_data(spec: Spec) -> tuple[str, dict[str, Any]]:
+    """The signal's field and the Avro-shaped event data of ``spec`` (``tests.support.lms``)."""
+    if isinstance(spec, CertificateSpec):
+        data = certificate_data(
+            user_id=spec.user_id,
+            course_key=spec.course_run,
+            mode=spec.mode,
+            status=spec.status,
+            previous_status="" if spec.status == "downloadable" else "downloadable",
+        )
+        return "certificate", data
+    return "catalog_info", catalog_data(
+        course_key=spec.course_run,
+        pacing=spec.pacing,
+        end=spec.end,
+        name=f"Course {spec.course_run}",
+    )
+
+
 def create_topic(bootstrap_servers: str, topic: str, partitions: int) -> None:
     """Create ``topic`` with ``partitions`` partitions (replication 1: the local broker)."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    futures = admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+    )
     futures[topic].result(30)
 
 
 def delete_topics(bootstrap_servers: str, topics: Iterable[str]) -> None:
     """Delete the benchmark's topics (best effort: the run's figures are already taken)."""
-    names = list(topics)
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    existing = admin.list_topics(timeout=30).topics
+    names = [name for name in topics if name in existing]
     if not names:
         return
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     for future in admin.delete_topics(names).values():
         try:
             future.result(30)
@@ -172,7 +186,9 @@ def produce(
         key, value, headers = encoder.encode(spec)
         while True:
             try:
-                producer.produce(topic, key=key, value=value, headers=headers, on_delivery=delivered)
+                producer.produce(
+                    topic, key=key, value=value, headers=headers, on_delivery=delivered
+                )
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -181,8 +197,8 @@ def produce(
             producer.poll(0)
             if progress is not None:
                 progress(count)
-    deadline = time.monotonic() + 120
-    while producer.flush(5) and time.monotonic() < deadline:
+    deadline = clock.monotonic() + 120
+    while producer.flush(5) and clock.monotonic() < deadline:
         pass
     if errors or len(producer):
         raise RuntimeError(f"producing to {topic} failed: {errors[:3] or len(producer)}")

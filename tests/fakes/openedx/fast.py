@@ -141,7 +141,9 @@ class FastServer:
         finally:
             writer.close()
 
-    async def _answer(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Answer:
+    async def _answer(
+        self, method: str, target: str, headers: dict[str, str], raw: bytes
+    ) -> Answer:
         raw_path, _, query_text = target.partition("?")
         if raw_path == "/_fake/call" and method == "POST":
             return self._control(raw)
@@ -178,4 +180,3 @@ class FastServer:
             self._served.clear()
             return Answer(200, {"result": None})
         return self.fake.control(raw)
-
