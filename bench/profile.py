@@ -11,7 +11,8 @@ of the Python CPU the process spends.
   pool's ``worker_``; librdkafka's threads are not Python and not sampled);
 - by function *self* (the leaf frame: where the CPU is spent);
 - by function *inclusive* (every function on the stack, counted once per sample: what it
-  costs with everything it calls).
+  costs with everything it calls), without the entry points that sit under nearly every
+  sample of their thread (``runpy``, ``main``, a thread's bootstrap): they say nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pathlib import PurePath
 _LINE = re.compile(r"^(?P<stack>.*) (?P<count>\d+)$")
 _THREAD = re.compile(r"^thread \((?P<id>[^)]*)\): ?(?P<name>.*)$")
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+ENTRY_POINT_SHARE = 0.9
+"""A function under this share of its thread's samples or more is an entry point."""
 _SITE = re.compile(r"^.*/(?:site-packages|lib/python3\.\d+)/")
 
 
@@ -73,6 +76,7 @@ def summarise(lines: Iterable[str], *, top: int = 15) -> Summary:
     threads: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    by_thread: Counter[tuple[str, str]] = Counter()
     total = 0
     for raw in lines:
         match = _LINE.match(raw.rstrip("\n"))
@@ -81,17 +85,21 @@ def summarise(lines: Iterable[str], *, top: int = 15) -> Summary:
         count = int(match.group("count"))
         frames = match.group("stack").split(";")
         thread = _THREAD.match(frames[0])
+        kind = "unnamed"
         if thread is not None:
-            threads[thread_kind(thread.group("name"))] += count
+            kind = thread_kind(thread.group("name"))
             frames = frames[1:]
-        else:
-            threads["unnamed"] += count
+        threads[kind] += count
         total += count
         names = [frame_name(frame) for frame in frames if frame]
         if names:
             leaves[names[-1]] += count
         for name in set(names):
             inclusive[name] += count
+            by_thread[kind, name] += count
+    for (kind, name), count in by_thread.items():
+        if count >= ENTRY_POINT_SHARE * threads[kind]:
+            inclusive.pop(name, None)
 
     def entries(counter: Counter[str]) -> tuple[Entry, ...]:
         return tuple(

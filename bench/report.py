@@ -97,7 +97,7 @@ def targets(results: Results) -> list[dict[str, Any]]:
         {
             "target": "dry-run RSS flat over the backlog",
             "value": memory.get("trend"),
-            "met": None if not memory else memory.get("trend") == "flat",
+            "met": {"flat": True, "growing": False}.get(memory.get("trend", "")),
         },
     ]
 
@@ -274,7 +274,8 @@ def page(results: Results) -> str:
             f"py-spy (`{profile['command']}`), {profile['samples']:,} samples over a "
             "dry-run of the main workload; only threads holding the GIL are sampled, so the "
             "shares are of the Python CPU the worker spends (librdkafka's own threads are not "
-            "Python and not shown). This guides the hot-path work.",
+            "Python and not shown). This guides the hot-path work. The collapsed stacks are in "
+            f"`bench/results/{profile.get('raw', '?')}` (any flame-graph tool reads them).",
             "",
             "By thread:",
             "",
@@ -284,7 +285,8 @@ def page(results: Results) -> str:
             "",
             *_entries(profile["self_time"], 20),
             "",
-            "Inclusive time (a function with everything it calls):",
+            "Inclusive time (a function with everything it calls; entry points under nearly "
+            "every sample of their thread left out):",
             "",
             *_entries(profile["inclusive"], 30),
         ]
@@ -404,7 +406,7 @@ def write_docs(results: Results) -> None:
 
 def latest() -> Path:
     """The newest results file."""
-    files = sorted(RESULTS.glob("*.json"))
+    files = sorted(RESULTS.glob("*Z.json"))
     if not files:
         raise SystemExit("no results in bench/results: run make bench")
     return files[-1]

@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -227,10 +228,16 @@ def run_worker(
 
 
 def profile_worker(
-    topic: str, events: int, base: Mapping[str, str], *, idle: float, in_flight: int, workdir: Path
+    topic: str,
+    events: int,
+    base: Mapping[str, str],
+    *,
+    idle: float,
+    in_flight: int,
+    workdir: Path,
+    output: Path,
 ) -> dict[str, Any]:
-    """py-spy over a dry-run of the worker; the summary of where its CPU went."""
-    output = workdir / "profile.txt"
+    """py-spy over a dry-run of the worker into ``output`` (collapsed stacks); its summary."""
     spy = [
         str(Path(sys.executable).parent / "py-spy"),
         "record",
@@ -251,6 +258,7 @@ def profile_worker(
     return {
         "command": "py-spy record --format raw --threads --function --gil --rate 100 -- "
         "python -m consumer run --stop-when-idle ...",
+        "raw": output.name,
         "samples": summary.samples,
         "threads": [asdict(entry) for entry in summary.threads],
         "self_time": [asdict(entry) for entry in summary.self_time],
@@ -277,6 +285,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--idle", type=float, default=3.0, help="the worker's --stop-when-idle")
     parser.add_argument("--fake-seconds", type=float, default=6.0, help="per capacity probe")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="keep the worker logs of a successful run"
+    )
     return parser
 
 
@@ -288,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one step afte
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     workdir = ROOT / ".local" / "bench" / stamp
     workdir.mkdir(parents=True, exist_ok=True)
+    report.RESULTS.mkdir(parents=True, exist_ok=True)
     workload = Workload(events=args.events, partitions=args.partitions)
     live = workload.prefix(args.live_events)
     naive_events = min(args.naive_events, live.events)
@@ -393,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one step afte
                 idle=args.idle,
                 in_flight=args.in_flight,
                 workdir=workdir,
+                output=report.RESULTS / f"{stamp}-profile.txt",
             )
             for entry in results["profile"]["self_time"][:10]:
                 log(f"  {entry['share']:6.1%}  {entry['name']}")
@@ -414,20 +427,20 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one step afte
                 idle=args.idle,
                 workdir=workdir,
                 name="memory",
-                interval=1.0,
+                interval=0.5,
             )
-            judged = trend(samples, backlog.events)
             results["memory"] = {
                 "events": backlog.events,
                 "events_per_second": row["events_per_second"],
                 "cpu_ms_per_event": row["cpu_ms_per_event"],
                 "peak_rss_mb": row["peak_rss_mb"],
-                "trend": judged.verdict,
-                "early_mb": round(judged.early_mb, 1),
-                "late_mb": round(judged.late_mb, 1),
-                "samples": [[sample.done, round(sample.rss / MB, 1)] for sample in samples],
+                **_judged(samples, backlog.events),
+                "samples": [
+                    [sample.done, round(sample.rss / MB, 1)]
+                    for sample in samples[:: max(1, len(samples) // 500)]
+                ],
             }
-            log(f"memory: peak {row['peak_rss_mb']} MB, {judged.verdict}")
+            log(f"memory: peak {row['peak_rss_mb']} MB, {results['memory']['trend']}")
     finally:
         delete_topics(bootstrap, [*topics, *(f"{topic}.dlq" for topic in topics)])
         results["machine"]["load_at_end"] = load_average()
@@ -440,9 +453,24 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one step afte
     if not args.no_docs:
         report.write_docs(results)
         log(f"docs: {report.DOCS.relative_to(ROOT)}")
+    if not args.keep_logs:
+        shutil.rmtree(workdir)  # the worker's logs: hundreds of MB after a memory run
     for item in results["targets"]:
         log(f"  {report._met(item['met']):>10}  {item['target']}: {report._value(item['value'])}")
     return 0
+
+
+def _judged(samples: list[Sample], events: int) -> dict[str, Any]:
+    """Flat or growing; a drain too short to sample says so instead."""
+    try:
+        judged = trend(samples, events)
+    except ValueError:
+        return {"trend": "too short to judge", "early_mb": None, "late_mb": None}
+    return {
+        "trend": judged.verdict,
+        "early_mb": round(judged.early_mb, 1),
+        "late_mb": round(judged.late_mb, 1),
+    }
 
 
 def _per_request(row: dict[str, Any], requests: int, latency: float, in_flight: int) -> None:

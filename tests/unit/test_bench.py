@@ -245,27 +245,33 @@ def test_targets_say_met_missed_or_not_run() -> None:
 
 
 def test_a_profile_is_summarised_by_thread_self_and_inclusive_time() -> None:
+    """Shares by thread kind and leaf; inclusive shares leave out each thread's entry points."""
     lines = [
         "thread (0x1): MainThread;run (consumer/engine.py:10);"
         "decode (/x/site-packages/consumer/wire.py:5) 30",
+        "thread (0x1): MainThread;run (consumer/engine.py:10);poll (consumer/engine.py:20) 30",
         "thread (0x2): worker_3;work (concurrent/futures/thread.py:1);"
         "handle (consumer/handlers.py:2) 50",
         "thread (0x3): worker_12;work (concurrent/futures/thread.py:1);"
-        "dumps (/usr/lib/python3.11/json/__init__.py:9) 20",
+        "dumps (/usr/lib/python3.11/json/__init__.py:9) 10",
         "garbage line",
     ]
     summary = summarise(lines)
-    assert summary.samples == 100
-    assert [(entry.name, entry.share) for entry in summary.threads] == [
-        ("worker_", 0.7),
-        ("MainThread", 0.3),
+    assert summary.samples == 120
+    assert [(entry.name, entry.samples) for entry in summary.threads] == [
+        ("MainThread", 60),
+        ("worker_", 60),
     ]
     assert summary.self_time[0].name == "handle (consumer/handlers.py)"
-    assert summary.self_time[0].share == pytest.approx(0.5)
-    inclusive = {entry.name: entry.share for entry in summary.inclusive}
-    assert inclusive["work (concurrent/futures/thread.py)"] == pytest.approx(0.7)
-    assert inclusive["decode (consumer/wire.py)"] == pytest.approx(0.3)
-    assert inclusive["dumps (json/__init__.py)"] == pytest.approx(0.2)
+    assert summary.self_time[0].share == pytest.approx(50 / 120)
+    inclusive = {entry.name: entry.samples for entry in summary.inclusive}
+    # run and work sit under every sample of their thread: entry points, left out
+    assert inclusive == {
+        "handle (consumer/handlers.py)": 50,
+        "decode (consumer/wire.py)": 30,
+        "poll (consumer/engine.py)": 30,
+        "dumps (json/__init__.py)": 10,
+    }
 
 
 def test_frame_and_thread_names_read_the_same_from_any_machine() -> None:
