@@ -344,11 +344,12 @@ def throughput_svg(results: Results) -> str:
     for index, (label, value) in enumerate(bars):
         y = top + index * row + 6
         end = x(value)
+        shown = f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
         parts.append(
             f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{_escape(label)}</text>'
             f'<rect x="{left}" y="{y}" width="{max(1.0, end - left):.1f}" height="22" '
             f'fill="{"#4477aa" if "worker" in label else "#999"}"/>'
-            f'<text x="{end + 6:.1f}" y="{y + 15}">{value:,.0f}</text>'
+            f'<text x="{end + 6:.1f}" y="{y + 15}">{shown}</text>'
         )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
