@@ -4,7 +4,8 @@
 #                    Prometheus (promtool checks the alert rules, the dashboard's queries run on
 #                    it), and the deploy checks (lock, real helm, Kubernetes schemas)
 #   make lint        ruff, mypy --strict, import contracts
-#   make bench       the throughput benchmark
+#   make bench       the benchmark, side by side on the local stack (docs/benchmarks.md);
+#                    BENCH_ARGS="--events 20000 --memory-events 0 --no-profile" is a quick run
 #   make lock        recompile requirements/*.txt from pyproject.toml (LOCK_ARGS=--upgrade to bump)
 #   make image       build the container image with podman (dev/image)
 #   make image-test  run the image read-only as non-root against the local broker
@@ -16,6 +17,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 LOCK_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install lock helm prometheus test unit integration run lint format bench dashboard \
         image image-test stack-start stack-stop clean
@@ -66,8 +68,9 @@ format: install
 dashboard: install
 	$(BIN)/python -m dev.dashboard > helm/credentials-consumer/files/grafana-dashboard.json
 
+# Not part of `make test`: about 25 minutes at the default size (bench/run.py says what it does).
 bench: install
-	dev/with-stack $(BIN)/python -m bench.run
+	dev/with-stack $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 image:
 	dev/image build
