@@ -156,11 +156,7 @@ def run_naive(args: argparse.Namespace) -> dict[str, object]:
     handler = make_handler(settings.policy)
     services = build_services(settings.services)
     services.start()
-    effects = Effects(
-        services,
-        programs_without_certificates=settings.policy.programs_without_certificates,
-        honor_certificates_enabled=settings.policy.honor_certificates_enabled,
-    )
+    effects = Effects(services, settings.policy)
     clock = Clock()
     consumer = _consumer(args.bootstrap, args.topic, args.group, clock)
     seen = failed = commands = 0
