@@ -136,7 +136,10 @@ class ApplyProcessor:
             self._metrics.skips.labels(result.reason).inc()
         elif result.reason:
             self._metrics.assumptions.labels(result.reason).inc()
-        log.info("command_done", **result.log_fields())  # event_id: bound by the worker
+        if result.status == "skipped":  # a skip keeps its line; an applied command is detail
+            log.info("command_done", **result.log_fields())  # event_id: bound by the worker
+        else:
+            log.debug("command_done", **result.log_fields())
         return None
 
 

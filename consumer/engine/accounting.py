@@ -13,9 +13,11 @@ Metric labels stay bounded: an event type is one this worker consumes or ``unkno
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
 import structlog
@@ -32,6 +34,13 @@ from consumer.wire import Record
 log = structlog.get_logger("consumer.engine")
 
 _EVENT_TYPES = frozenset(str(event_type) for event_type in EventType)
+SUMMARY_SECONDS = 10.0
+"""How often ``events_progress`` sums up the events finished (while any finish)."""
+
+
+def _debug_enabled() -> bool:
+    """Whether ``log.debug`` writes anything: its fields are not even built otherwise."""
+    return bool(log.is_enabled_for(logging.DEBUG))
 
 
 @dataclass(slots=True)
@@ -42,6 +51,7 @@ class Tally:
     skipped: int = 0
     dead_lettered: int = 0
     held: int = 0  # failed with failures held (redrive): left uncommitted
+    failed: int = 0  # failed, on their way to the dead-letter topic (or held)
 
 
 def event_type_label(record: Record) -> str:
@@ -81,11 +91,61 @@ def record_fields(record: Record, event: Event | None = None) -> dict[str, Any]:
 
 
 class Accounting:
-    """Logs, metrics and the tally of the engine's records; the poll thread's only."""
+    """Logs, metrics and the tally of the engine's records; the poll thread's only.
 
-    def __init__(self, metrics: Metrics) -> None:
+    ``summarise`` logs ``events_progress`` (INFO) every ``summary_seconds`` while events
+    finish: what finished since the last one, and the partitions whose oldest pending event
+    has waited longer than that (the offset an operator looks for when one is stuck).
+    """
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        *,
+        summary_seconds: float = SUMMARY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.metrics = metrics
         self.tally = Tally()
+        self._summary_seconds = summary_seconds
+        self._summarised = Tally()  # the tally at the last summary
+        self._summarised_at = clock()
+        self._debug = _debug_enabled()
+
+    # ------------------------------------------------------------------ per turn
+
+    def summary_due(self, now: float) -> bool:
+        """True when the next ``events_progress`` line is due (the loop asks every turn)."""
+        return now - self._summarised_at >= self._summary_seconds
+
+    def summarise(self, now: float, pending: Mapping[TP, tuple[int, float]]) -> None:
+        """Log what finished since the last summary (if anything did), and what waits long.
+
+        ``pending``: each partition's oldest event not done, as (offset, age in seconds).
+        Also re-reads whether DEBUG lines are wanted (the configuration may change in tests).
+        """
+        self._debug = _debug_enabled()
+        since, self._summarised = self._summarised, replace(self.tally)
+        seconds, self._summarised_at = now - self._summarised_at, now
+        done = {
+            name: getattr(self.tally, name) - getattr(since, name)
+            for name in ("applied", "skipped", "failed", "dead_lettered", "held")
+        }
+        waiting = {
+            f"{topic}:{partition}": offset
+            for (topic, partition), (offset, age) in sorted(pending.items())
+            if age >= self._summary_seconds
+        }
+        if not any(done.values()) and not waiting:
+            return
+        finished = done["applied"] + done["skipped"] + done["failed"]
+        log.info(
+            "events_progress",
+            **done,
+            seconds=round(seconds, 1),
+            events_per_second=round(finished / seconds, 1) if seconds > 0 else None,
+            oldest_pending=waiting,
+        )
 
     # ------------------------------------------------------------------ intake
 
@@ -96,6 +156,7 @@ class Accounting:
     def undecodable(self, record: Record, error: DecodeError) -> Failed:
         """The failure of a poison record (dead-lettered at once), logged."""
         failure = Failed.of("decode", error)
+        self.tally.failed += 1
         log.warning("record_undecodable", **failure.log_fields(), **record_fields(record))
         return failure
 
@@ -114,8 +175,12 @@ class Accounting:
     # ------------------------------------------------------------------ outcomes
 
     def finished(self, record: Record, event: Event, outcome: Outcome, *, elapsed: float) -> None:
-        """An event of a partition still owned finished with ``outcome`` after ``elapsed`` s."""
-        fields = record_fields(record, event)
+        """An event of a partition still owned finished with ``outcome`` after ``elapsed`` s.
+
+        An applied event is logged at DEBUG only (``event_applied``): at thousands per
+        second a line each would cost more than the event. The periodic ``events_progress``
+        line counts them; skips, failures and abandoned events keep a line each.
+        """
         event_type = str(event.meta.type)
         if not isinstance(outcome, Abandoned):  # an abandoned item may never have run
             self.metrics.processing_latency.labels(event_type).observe(elapsed)
@@ -123,21 +188,28 @@ class Accounting:
             case Applied():
                 self.tally.applied += 1
                 self._done(record, event, "applied", ",".join(outcome.skipped))
-                log.info(
-                    "event_applied",
-                    commands=outcome.commands,
-                    skipped=list(outcome.skipped),
-                    **fields,
-                )
+                if self._debug:
+                    log.debug(
+                        "event_applied",
+                        commands=outcome.commands,
+                        skipped=list(outcome.skipped),
+                        **record_fields(record, event),
+                    )
             case Skipped():
                 self.tally.skipped += 1
                 self._done(record, event, "skipped", outcome.reason)
                 self.metrics.skips.labels(outcome.reason).inc()
-                log.info("event_skipped", reason=outcome.reason, detail=outcome.detail, **fields)
+                log.info(
+                    "event_skipped",
+                    reason=outcome.reason,
+                    detail=outcome.detail,
+                    **record_fields(record, event),
+                )
             case Failed():
-                log.warning("event_failed", **outcome.log_fields(), **fields)
+                self.tally.failed += 1
+                log.warning("event_failed", **outcome.log_fields(), **record_fields(record, event))
             case Abandoned():
-                log.info("event_abandoned", why=outcome.why, **fields)
+                log.info("event_abandoned", why=outcome.why, **record_fields(record, event))
             case _:
                 assert_never(outcome)
 

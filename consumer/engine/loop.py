@@ -88,7 +88,7 @@ class Engine:
         lag_monitor: LagMonitor | None = None,
     ) -> None:
         self._partitions = Partitions(max_buffered=settings.max_buffered, bounds=bounds)
-        self._accounting = Accounting(metrics)
+        self._accounting = Accounting(metrics, clock=clock)
         self._commits = Commits(
             self._partitions,
             self._accounting,
@@ -311,12 +311,15 @@ class Engine:
         return now - self._idle_since >= self._stop_when_idle
 
     def _update_gauges(self) -> None:
+        now = self._clock()
         self._accounting.gauges(
             queued=self._workers.queued,
             buffered=self._buffered(),
             paused=self._partitions.paused,
-            pending_ages=self._partitions.pending_ages(self._clock()),
+            pending_ages=self._partitions.pending_ages(now),
         )
+        if self._accounting.summary_due(now):
+            self._accounting.summarise(now, self._partitions.oldest_pending(now))
         if self._lag_monitor is not None:
             self._lag_monitor.tick(self._partitions.watermarks)
 
@@ -390,6 +393,7 @@ class Engine:
             self._failures.flush(max(1.0, self._settings.drain_timeout_seconds / 5))
             self._failures.poll()
             self._commits.commit(self._consumer, asynchronous=False)
+            self._accounting.summarise(self._clock(), self._partitions.oldest_pending(self._clock()))
             log.info("engine_drained", complete=drained, abandoned=self._workers.running)
         finally:
             self._health.ready = False
