@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, assert_never
 
 import structlog
@@ -90,6 +92,72 @@ def record_fields(record: Record, event: Event | None = None) -> dict[str, Any]:
     return fields
 
 
+class _Children(dict[tuple[str, ...], Any]):
+    """The children of a labelled metric by label values, each looked up once.
+
+    ``labels()`` takes a lock and builds a key on every call; a child kept here does
+    neither. Only for series that are never removed (``released`` removes per-partition
+    gauges, which are therefore not cached).
+    """
+
+    def __init__(self, metric: Any) -> None:  # noqa: ANN401 - any labelled prometheus metric
+        super().__init__()
+        self._metric = metric
+
+    def __missing__(self, labels: tuple[str, ...]) -> Any:  # noqa: ANN401 - a metric child
+        child = self[labels] = self._metric.labels(*labels)
+        return child
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The per-event metric updates of one turn, handed to Prometheus together (``flush``).
+
+    An event costs a few dictionary updates here instead of several ``labels()`` lookups,
+    each with a lock. The metrics lag by at most one turn of the loop (tens of ms).
+    """
+
+    received: Counter[str] = field(default_factory=Counter)
+    done: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    skips: Counter[str] = field(default_factory=Counter)
+    latencies: list[tuple[str, float]] = field(default_factory=list)
+    born: list[tuple[str, datetime]] = field(default_factory=list)  # event type, ce_time
+    children: dict[str, _Children] = field(default_factory=dict)
+
+    def flush(self, metrics: Metrics) -> None:
+        """Add this turn's counts and observations to ``metrics``; start the next turn."""
+        if not self.children:
+            self.children = {
+                name: _Children(getattr(metrics, name))
+                for name in (
+                    "events_received",
+                    "events_done",
+                    "skips",
+                    "processing_latency",
+                    "event_age",
+                )
+            }
+        children = self.children
+        for topic, count in self.received.items():
+            children["events_received"][(topic,)].inc(count)
+        for labels, count in self.done.items():
+            children["events_done"][labels].inc(count)
+        for reason, count in self.skips.items():
+            children["skips"][(reason,)].inc(count)
+        latency = children["processing_latency"]
+        for event_type, elapsed in self.latencies:
+            latency[(event_type,)].observe(elapsed)
+        if self.born:
+            now, age = time.time(), children["event_age"]
+            for event_type, born in self.born:
+                age[(event_type,)].observe(max(0.0, now - born.timestamp()))
+        self.received.clear()
+        self.done.clear()
+        self.skips.clear()
+        self.latencies.clear()
+        self.born.clear()
+
+
 class Accounting:
     """Logs, metrics and the tally of the engine's records; the poll thread's only.
 
@@ -107,6 +175,7 @@ class Accounting:
     ) -> None:
         self.metrics = metrics
         self.tally = Tally()
+        self._batch = _Batch()
         self._summary_seconds = summary_seconds
         self._summarised = Tally()  # the tally at the last summary
         self._summarised_at = clock()
@@ -150,8 +219,8 @@ class Accounting:
     # ------------------------------------------------------------------ intake
 
     def received(self, record: Record) -> None:
-        """A record was taken from ``record.topic``."""
-        self.metrics.events_received.labels(record.topic).inc()
+        """A record was taken from ``record.topic`` (counted at the next ``flush``)."""
+        self._batch.received[record.topic] += 1
 
     def undecodable(self, record: Record, error: DecodeError) -> Failed:
         """The failure of a poison record (dead-lettered at once), logged."""
@@ -181,9 +250,8 @@ class Accounting:
         second a line each would cost more than the event. The periodic ``events_progress``
         line counts them; skips, failures and abandoned events keep a line each.
         """
-        event_type = str(event.meta.type)
         if not isinstance(outcome, Abandoned):  # an abandoned item may never have run
-            self.metrics.processing_latency.labels(event_type).observe(elapsed)
+            self._batch.latencies.append((event.meta.type, elapsed))
         match outcome:
             case Applied():
                 self.tally.applied += 1
@@ -198,7 +266,7 @@ class Accounting:
             case Skipped():
                 self.tally.skipped += 1
                 self._done(record, event, "skipped", outcome.reason)
-                self.metrics.skips.labels(outcome.reason).inc()
+                self._batch.skips[outcome.reason] += 1
                 log.info(
                     "event_skipped",
                     reason=outcome.reason,
@@ -227,11 +295,13 @@ class Accounting:
         log.error("worker_crashed", error=repr(error), **record_fields(record, event))
 
     def _done(self, record: Record, event: Event, outcome: str, reason: str) -> None:
-        event_type = str(event.meta.type)
-        self.metrics.events_done.labels(record.topic, event_type, outcome, reason).inc()
+        self._batch.done[record.topic, event.meta.type, outcome, reason] += 1
         if event.meta.time is not None:
-            age = time.time() - event.meta.time.timestamp()
-            self.metrics.event_age.labels(event_type).observe(max(0.0, age))
+            self._batch.born.append((event.meta.type, event.meta.time))
+
+    def flush(self) -> None:
+        """Hand the counts of this turn to the metrics (every turn, and at shutdown)."""
+        self._batch.flush(self.metrics)
 
     # ------------------------------------------------------------------ dead letters
 

@@ -312,6 +312,7 @@ class Engine:
 
     def _update_gauges(self) -> None:
         now = self._clock()
+        self._accounting.flush()
         self._accounting.gauges(
             queued=self._workers.queued,
             buffered=self._buffered(),
@@ -393,6 +394,7 @@ class Engine:
             self._failures.flush(max(1.0, self._settings.drain_timeout_seconds / 5))
             self._failures.poll()
             self._commits.commit(self._consumer, asynchronous=False)
+            self._accounting.flush()
             self._accounting.summarise(self._clock(), self._partitions.oldest_pending(self._clock()))
             log.info("engine_drained", complete=drained, abandoned=self._workers.running)
         finally:
