@@ -264,4 +264,5 @@ def build_engine(
         ),
         limiter=_limiter(settings.engine.max_rate),
         bounds=bounds,
+        inline=dry_run,  # writing JSON lines waits on no service: no thread hand-off
     )

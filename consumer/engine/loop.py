@@ -1,7 +1,9 @@
 """The poll loop: moves records, outcomes and offsets; knows nothing of Open edX.
 
 One thread (the caller's) owns the Kafka consumer and every part of the engine's state; a
-pool of ``max_in_flight`` worker threads runs the processor. Per turn of the loop:
+pool of ``max_in_flight`` worker threads runs the processor — or, ``inline`` (the dry run,
+whose processor waits on nothing), the poll thread runs it itself as each event may start,
+with the same lanes, outcomes and rules (``workers``). Per turn of the loop:
 
 1. worker outcomes come back: applied or skipped → the offset is done; failed → a
    dead-letter record is produced and the offset is done once it is acknowledged;
@@ -86,6 +88,7 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
         lag_monitor: LagMonitor | None = None,
+        inline: bool = False,
     ) -> None:
         self._partitions = Partitions(max_buffered=settings.max_buffered, bounds=bounds)
         self._accounting = Accounting(metrics, clock=clock)
@@ -115,6 +118,7 @@ class Engine:
             metrics=metrics,
             limiter=limiter,
             clock=clock,
+            inline=inline,
         )
         self._failures = Failures(sink, self._partitions, self._accounting, clock=clock)
         self._stop_reason: str | None = None  # set from signal handlers: a plain attribute
