@@ -27,9 +27,10 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import fastavro
+from fastavro.schema import to_parsing_canonical_form
 from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -45,7 +46,7 @@ from consumer.errors import (
     UnknownSchemaError,
 )
 from consumer.events import Event, EventMeta, EventType, build_event, parse_time
-from consumer.writer_schema import parse_writer_schema
+from consumer.writer_schema import fixed_steps, parse_writer_schema
 
 try:  # the registry client talks through httpx2 when installed, else httpx
     import httpx2 as httpx
@@ -281,14 +282,50 @@ class _Body(io.BytesIO):
         return data
 
 
+_PAD: Final = b"\0"
+"""Appended to a body read from a plain buffer: a read that crosses the body's end moves past
+it, so where the record ended tells a short read from a complete record."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How to decode the records of one schema id as one event type, decided once."""
+
+    writer: ParsedSchema
+    reader: ParsedSchema | None  # None: the writer is the reader, nothing to resolve
+    checked: bool  # every read through ``_Body`` (the schema repeats: arrays, maps)
+
+
+def _same_schema(writer: ParsedSchema, reader: ParsedSchema) -> bool:
+    """True when resolving ``writer`` against ``reader`` changes nothing (same canonical form).
+
+    Parsing Canonical Form keeps names, types, fields in order, symbols, items, values and
+    sizes, and drops what resolution reads only when they differ (defaults, aliases, docs).
+    Logical types are dropped from writer schemas and declared by no reader schema.
+    """
+    try:
+        return bool(to_parsing_canonical_form(writer) == to_parsing_canonical_form(reader))
+    except Exception:  # noqa: BLE001 - an odd (still bounded) writer simply gets resolved
+        return False
+
+
 class Decoder:
-    """Decodes records into events; built once at start-up, used from the poll thread."""
+    """Decodes records into events; built once at start-up, used from the poll thread.
+
+    The first record of each (schema id, event type) fixes its ``_Plan``: no resolution
+    when the writer schema is the reader schema (the registry holds the producer's copy of
+    the same schema: the usual case), and a plain buffer instead of ``_Body``'s checked
+    reads when the writer schema's work is bounded by the schema alone
+    (``writer_schema.fixed_steps``). Either saves about a third of the decoding time.
+    """
 
     def __init__(
         self, writer_schemas: WriterSchemas, reader_schemas: Mapping[EventType, ParsedSchema]
     ) -> None:
         self._writers = writer_schemas
         self._readers = reader_schemas
+        self._plans: dict[tuple[int, EventType], _Plan] = {}
+        self._local_plans: dict[EventType, _Plan] = {}
 
     def decode(self, record: Record) -> Event:
         """Return the typed event of ``record``.
@@ -303,21 +340,48 @@ class Decoder:
     def decode_value(self, value: bytes | None, event_type: EventType) -> Mapping[str, Any]:
         """Decode a framed Avro value into the reader schema's dict for ``event_type``."""
         schema_id, body = split_frame(value)
-        reader = self._readers[event_type]
-        writer = self._writers.get(schema_id)
-        stream = _Body(body)
+        plan = self._plans.get((schema_id, event_type)) or self._plan(schema_id, event_type)
+        stream = _Body(body) if plan.checked else io.BytesIO(body + _PAD)
         try:
-            data = fastavro.schemaless_reader(stream, reader if writer is None else writer, reader)
+            data = fastavro.schemaless_reader(stream, plan.writer, plan.reader)
         except Exception as error:  # noqa: BLE001 - on a hostile body fastavro raises anything
             raise AvroDecodeError(
                 f"Avro body does not decode with schema id {schema_id}: "
                 f"{type(error).__name__}: {str(error)[:200]}"
             ) from None
-        if stream.tell() != len(body):
+        end = stream.tell()
+        if end > len(body):  # a plain buffer's read went past the body (into the pad)
             raise AvroDecodeError(
-                f"{len(body) - stream.tell()} trailing bytes after the Avro record",
+                f"Avro body does not decode with schema id {schema_id}: "
+                "EOFError: the body ends before the record does"
+            )
+        if end != len(body):
+            raise AvroDecodeError(
+                f"{len(body) - end} trailing bytes after the Avro record",
                 reason="trailing_bytes",
             )
         if not isinstance(data, Mapping):
             raise AvroDecodeError("Avro body is not a record")
         return data
+
+    def _plan(self, schema_id: int, event_type: EventType) -> _Plan:
+        """Decide, once, how records of ``schema_id`` decode as ``event_type``.
+
+        Raises what ``WriterSchemas.get`` raises; nothing is remembered then.
+        """
+        reader = self._readers[event_type]
+        writer = self._writers.get(schema_id)
+        if writer is None:  # no registry: the reader schema stands in, whatever the id says
+            local = self._local_plans.get(event_type)
+            if local is None:
+                local = self._local_plans[event_type] = _Plan(
+                    writer=reader, reader=None, checked=fixed_steps(reader) is None
+                )
+            return local  # not kept by id: any 4 bytes are an id, and poison may carry many
+        plan = _Plan(
+            writer=writer,
+            reader=None if _same_schema(writer, reader) else reader,
+            checked=fixed_steps(writer) is None,
+        )
+        self._plans[schema_id, event_type] = plan  # ids the registry accepted: a few
+        return plan
