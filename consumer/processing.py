@@ -32,6 +32,7 @@ from consumer.retry import Retrier
 from consumer.services.redaction import redact_text
 
 log = structlog.get_logger("consumer.processing")
+_JSON = json.JSONEncoder(sort_keys=True)  # json.dumps(sort_keys=True) builds one per call
 
 
 class EffectResultLike(Protocol):
@@ -163,13 +164,8 @@ class DryRunProcessor:
         except ConsumerError as error:
             return _failed("handle", error, event)
         head = {"event_id": event.meta.id, "event_type": str(event.meta.type)}
-        lines = [
-            json.dumps({**head, **command.to_json()}, sort_keys=True)
-            for command in handled.commands
-        ]
-        lines += [
-            json.dumps({**head, **skip.to_json()}, sort_keys=True) for skip in handled.skipped
-        ]
+        lines = [_JSON.encode({**head, **command.to_json()}) for command in handled.commands]
+        lines += [_JSON.encode({**head, **skip.to_json()}) for skip in handled.skipped]
         with self._lock:
             self._out.write("".join(line + "\n" for line in lines))
             self._out.flush()

@@ -65,6 +65,21 @@ def _as_bytes(value: str | bytes | None) -> bytes | None:
     return value.encode("utf-8") if isinstance(value, str) else value
 
 
+def _headers(raw: Any) -> Headers:  # noqa: ANN401 - confluent-kafka's list (or dict) of headers
+    """The message's headers as a tuple of (name, bytes): ``None`` values become ``b""``.
+
+    librdkafka hands header values over as bytes (or None): the tuple is then made at once,
+    without building each pair again.
+    """
+    if not raw:
+        return ()
+    headers = tuple(raw.items() if isinstance(raw, dict) else raw)
+    for _name, value in headers:
+        if type(value) is not bytes:
+            return tuple((name, _as_bytes(value) or b"") for name, value in headers)
+    return headers
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """A consumed Kafka message as a plain value: what the engine moves around."""
@@ -87,15 +102,13 @@ class Record:
         assert partition is not None
         assert offset is not None
         kind, timestamp = message.timestamp()
-        raw_headers = message.headers() or []
-        pairs = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
         return cls(
             topic=topic,
             partition=partition,
             offset=offset,
             key=_as_bytes(message.key()),
             value=_as_bytes(message.value()),
-            headers=tuple((name, _as_bytes(value) or b"") for name, value in pairs),
+            headers=_headers(message.headers()),
             timestamp_ms=timestamp if kind != 0 else None,  # 0: TIMESTAMP_NOT_AVAILABLE
         )
 
@@ -214,8 +227,20 @@ def registry_client(
 # ---------------------------------------------------------------------------- decoding
 
 
-def _single_header(record: Record, name: str) -> str:
-    values = record.header(name)
+_CLOUD_EVENT_HEADERS: Final = frozenset({"ce_type", "ce_id", "ce_time", "ce_source"})
+
+
+def _cloud_event_headers(record: Record) -> dict[str, list[bytes]]:
+    """The values of each CloudEvent header ``event_meta`` reads, in one pass."""
+    found: dict[str, list[bytes]] = {}
+    for name, value in record.headers:
+        if name in _CLOUD_EVENT_HEADERS:
+            found.setdefault(name, []).append(value)
+    return found
+
+
+def _single_header(headers: Mapping[str, list[bytes]], name: str) -> str:
+    values = headers.get(name, ())
     if not values:
         raise HeaderError(f"header {name} is missing", reason=f"missing_{name}")
     if len(values) > 1:
@@ -229,26 +254,27 @@ def _single_header(record: Record, name: str) -> str:
     return text
 
 
-def _optional_header(record: Record, name: str) -> str:
-    values = record.header(name)
+def _optional_header(headers: Mapping[str, list[bytes]], name: str) -> str:
+    values = headers.get(name)
     return values[0].decode("utf-8", errors="replace") if values else ""
 
 
 def event_meta(record: Record) -> EventMeta:
     """Read and check the CloudEvent headers: ``ce_type`` exactly once and known, ``ce_id``."""
-    type_name = _single_header(record, "ce_type")
+    headers = _cloud_event_headers(record)
+    type_name = _single_header(headers, "ce_type")
     try:
         event_type = EventType(type_name)
     except ValueError:
         raise UnknownEventTypeError(f"ce_type {type_name!r} is not consumed here") from None
-    event_id = _single_header(record, "ce_id")
-    time_text = _optional_header(record, "ce_time")
+    event_id = _single_header(headers, "ce_id")
+    time_text = _optional_header(headers, "ce_time")
     try:
         time = parse_time(time_text, what="ce_time") if time_text else None
     except InvalidEventError:
         time = None  # metadata only (event age); a bad ce_time does not poison the event
     return EventMeta(
-        id=event_id, type=event_type, source=_optional_header(record, "ce_source"), time=time
+        id=event_id, type=event_type, source=_optional_header(headers, "ce_source"), time=time
     )
 
 

@@ -24,7 +24,7 @@ from typing import Any, assert_never
 
 import structlog
 from confluent_kafka import KafkaError
-from structlog.contextvars import bound_contextvars
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from consumer.errors import DecodeError, RegistryUnavailableError
 from consumer.events import CertificateEvent, Event, EventType
@@ -66,6 +66,22 @@ def event_type_label(record: Record) -> str:
     return value if value in _EVENT_TYPES else "unknown"
 
 
+class _EventContext:
+    """Binds ``event_id`` for a block: structlog's ``bound_contextvars`` without a generator."""
+
+    __slots__ = ("_event_id", "_tokens")
+
+    def __init__(self, event_id: str) -> None:
+        self._event_id = event_id
+        self._tokens: Mapping[str, Any] = {}
+
+    def __enter__(self) -> None:
+        self._tokens = bind_contextvars(event_id=self._event_id)
+
+    def __exit__(self, *_exc: object) -> None:
+        reset_contextvars(**self._tokens)
+
+
 def event_context(event_id: str | None) -> AbstractContextManager[Any]:
     """Bind ``event_id`` to every log line of this thread for the block (None: nothing).
 
@@ -74,7 +90,7 @@ def event_context(event_id: str | None) -> AbstractContextManager[Any]:
     """
     if event_id is None:
         return contextlib.nullcontext()
-    return bound_contextvars(event_id=event_id)
+    return _EventContext(event_id)
 
 
 def record_fields(record: Record, event: Event | None = None) -> dict[str, Any]:
