@@ -30,10 +30,10 @@ from importlib import resources
 from typing import Any, Final, Protocol
 
 import fastavro
-from fastavro.schema import to_parsing_canonical_form
 from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from fastavro.schema import to_parsing_canonical_form
 
 from consumer.errors import (
     AvroDecodeError,

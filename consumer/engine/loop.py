@@ -399,7 +399,8 @@ class Engine:
             self._failures.poll()
             self._commits.commit(self._consumer, asynchronous=False)
             self._accounting.flush()
-            self._accounting.summarise(self._clock(), self._partitions.oldest_pending(self._clock()))
+            now = self._clock()
+            self._accounting.summarise(now, self._partitions.oldest_pending(now))
             log.info("engine_drained", complete=drained, abandoned=self._workers.running)
         finally:
             self._health.ready = False

@@ -279,7 +279,7 @@ def test_a_refusing_guard_stops_the_request_before_it_is_sent(client_for: Factor
 def test_proxies_and_ca_bundle_come_from_the_environment_read_when_the_client_is_built(
     client_for: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """HTTP(S)_PROXY and REQUESTS_CA_BUNDLE as requests reads them, once: later changes are not seen."""
+    """HTTP(S)_PROXY and REQUESTS_CA_BUNDLE as requests reads them, once: later changes unseen."""
     for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")

@@ -230,4 +230,3 @@ def test_a_type_reused_by_name_past_the_limit_has_no_fixed_number_of_steps() -> 
     assert fixed_steps(parsed) is None
     # Fk visits itself and two F(k-1): 3, 7, 15, 31, 63; the top record adds one.
     assert fixed_steps(parse(doubling_floats(5))) == 1 + 3 + 7 + 15 + 31 + 63
-
