@@ -49,7 +49,7 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
 
 @pytest.fixture
 def at_info() -> Iterator[None]:
-    """structlog filtering at INFO, as the worker runs by default."""
+    """Log lines filtered at INFO, as the worker runs by default."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
     yield
     structlog.reset_defaults()
@@ -88,8 +88,9 @@ def test_a_turn_s_counts_reach_prometheus_at_the_flush_exactly_once() -> None:
         assert sample(metrics, age, event_type=str(CHANGED)) == 3
 
 
+@pytest.mark.usefixtures("at_info")
 def test_at_info_an_applied_event_has_no_line_and_the_progress_line_counts_it(
-    engines: Engines, at_info: None
+    engines: Engines,
 ) -> None:
     """No event_applied at INFO; events_progress (every 10 s of the clock) counts the events."""
     consumer = MemoryConsumer()
@@ -112,8 +113,9 @@ def test_at_info_an_applied_event_has_no_line_and_the_progress_line_counts_it(
     assert len(progress) == 1  # nothing finished since: no second line at shutdown
 
 
+@pytest.mark.usefixtures("at_info")
 def test_the_progress_line_names_a_partition_whose_oldest_event_waits_too_long(
-    engines: Engines, at_info: None
+    engines: Engines,
 ) -> None:
     """A held event older than the summary interval: its partition and offset are named."""
     consumer = MemoryConsumer()
