@@ -32,7 +32,8 @@ from consumer.retry import Retrier
 from consumer.services.redaction import redact_text
 
 log = structlog.get_logger("consumer.processing")
-_JSON = json.JSONEncoder(sort_keys=True)  # json.dumps(sort_keys=True) builds one per call
+# Made once (json.dumps builds one per call); commands are flat dicts of plain values: no cycle.
+_JSON = json.JSONEncoder(sort_keys=True, check_circular=False)
 
 
 class EffectResultLike(Protocol):
