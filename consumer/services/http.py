@@ -105,7 +105,7 @@ def pooled_transport(pool_size: int) -> requests.adapters.HTTPAdapter:
 @functools.lru_cache(maxsize=PREPARED_URLS)
 def _prepared_url(url: str, params: tuple[tuple[str, object], ...]) -> str:
     prepared = requests.PreparedRequest()
-    prepared.prepare_url(url, list(params))
+    prepared.prepare_url(url, dict(params))  # a dict: requests' Mapping check is quick on one
     return prepared.url or url
 
 
