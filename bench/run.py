@@ -4,7 +4,8 @@ Steps (each contender a process of its own, one after the other, on the same top
 
 1. produce the workload the LMS's way (``bench.lms``) to a fresh topic, and its first
    ``--live-events`` to a second one for the live contenders;
-2. the consume ceiling and the decode ceiling (``bench.contenders``);
+2. the consume ceiling, the decode ceiling and the route-and-decode ceiling
+   (``bench.contenders``);
 3. the worker in dry-run (``credentials-consumer run --stop-when-idle``, its own group,
    commands to /dev/null, metrics scraped for progress);
 4. the fake Open edX's own capacity at the worker's concurrency (``bench.fake``);
@@ -340,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one step afte
         create_topic(bootstrap, live_topic, workload.partitions)
         produce(bootstrap, registry, live_topic, live_specs)
 
-        for name in ("consume", "decode"):
+        for name in ("consume", "decode", "route"):
             log(f"{name} ceiling")
             contenders[f"{name}_ceiling"] = run_own(name, main_topic, workload.events, base)
             _show(contenders[f"{name}_ceiling"])

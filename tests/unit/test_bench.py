@@ -207,6 +207,7 @@ def test_ratios_compare_contenders_of_one_run() -> None:
     results = _results(
         consume_ceiling=100_000,
         decode_ceiling=50_000,
+        route_ceiling=40_000,
         worker_dry_run=20_000,
         naive=5,
         worker_live=300,
@@ -215,8 +216,10 @@ def test_ratios_compare_contenders_of_one_run() -> None:
     found = report.ratios(results)
     assert found == {
         "worker_dry_run / decode_ceiling": pytest.approx(0.4),
+        "worker_dry_run / route_ceiling": pytest.approx(0.5),
         "worker_dry_run / consume_ceiling": pytest.approx(0.2),
         "decode_ceiling / consume_ceiling": pytest.approx(0.5),
+        "route_ceiling / decode_ceiling": pytest.approx(0.8),
         "worker_live / naive": pytest.approx(60.0),
         "worker_live / latency_bound": pytest.approx(0.5),
     }
@@ -290,6 +293,7 @@ def _full_results() -> dict[str, Any]:
     results = _results(
         consume_ceiling=150_000,
         decode_ceiling=70_000,
+        route_ceiling=50_000,
         worker_dry_run=4_000,
         naive=7,
         worker_live=230,
@@ -334,6 +338,18 @@ def test_the_page_has_every_contender_ratio_and_target() -> None:
     assert "| worker_live / naive | 32.857 |" in page
     assert "64 ÷ (2.20 × 0.05 s) = 580 events/s" in page  # noqa: RUF001 - the page's sign
     assert "dry-run RSS flat over the backlog | flat | met |" in page
+
+
+def test_the_hand_written_analysis_follows_the_targets_and_survives_regeneration() -> None:
+    """The page is generated; what a person wrote about it comes from bench/analysis.md."""
+    page = report.page(_full_results(), "## What changed\n\nInline dry run: 3x the rate.\n")
+    assert (
+        page.index("## Targets (issue 13)")
+        < page.index("## What changed")
+        < page.index("## Reproduce")
+    )
+    assert "Inline dry run: 3x the rate." in page
+    assert "## What changed" not in report.page(_full_results())
 
 
 def test_the_plots_are_well_formed_svg() -> None:
