@@ -4,7 +4,8 @@
 #                    Prometheus (promtool checks the alert rules, the dashboard's queries run on
 #                    it), and the deploy checks (lock, real helm, Kubernetes schemas)
 #   make lint        ruff, mypy --strict, import contracts
-#   make bench       the throughput benchmark
+#   make bench       the benchmark, side by side on the local stack (docs/benchmarks.md);
+#                    BENCH_ARGS="--events 20000 --memory-events 0 --no-profile" is a quick run
 #   make chaos       the fault-injection soak and its audit (CHAOS_EVENTS=50000, CHAOS_ARGS=...)
 #   make lock        recompile requirements/*.txt from pyproject.toml (LOCK_ARGS=--upgrade to bump)
 #   make image       build the container image with podman (dev/image)
@@ -19,6 +20,7 @@ PYTEST_ARGS ?=
 LOCK_ARGS ?=
 CHAOS_EVENTS ?= 50000
 CHAOS_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install lock helm prometheus test unit integration run lint format bench chaos dashboard \
         image image-test stack-start stack-stop clean
@@ -69,8 +71,9 @@ format: install
 dashboard: install
 	$(BIN)/python -m dev.dashboard > helm/credentials-consumer/files/grafana-dashboard.json
 
+# Not part of `make test`: about 25 minutes at the default size (bench/run.py says what it does).
 bench: install
-	dev/with-stack $(BIN)/python -m bench.run
+	dev/with-stack $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # A broker and a registry of its own on free ports (it stops and restarts them), the worker as
 # processes, every fault of issue 14; prints the audit, exits 1 if anything is lost or wrong.

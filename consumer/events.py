@@ -9,6 +9,7 @@ them; the username is kept (Credentials keys credentials by it) but hidden from 
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -113,10 +114,26 @@ def parse_time(value: str, *, what: str) -> datetime:
     return parsed
 
 
+COURSE_KEY_CACHE_SIZE = 4096
+"""Course keys kept parsed, most recently used first: far more runs than a backlog touches at
+once, a few MB at most."""
+
+
+@functools.lru_cache(maxsize=COURSE_KEY_CACHE_SIZE)
+def _course_key(value: str) -> CourseKey:
+    return CourseKey.from_string(value)
+
+
 def parse_course_key(value: str, *, what: str = "course key") -> CourseKey:
-    """Validate a course key with edx-opaque-keys, the way edx-platform does."""
+    """Validate a course key with edx-opaque-keys, the way edx-platform does.
+
+    Parsed keys are cached (``COURSE_KEY_CACHE_SIZE``, least recently used dropped first):
+    parsing cost more than the rest of building an event, and a backlog names the same few
+    hundred runs again and again. A key is an immutable value, so sharing one is safe; an
+    invalid key is not cached (it raises each time).
+    """
     try:
-        return CourseKey.from_string(value)
+        return _course_key(value)
     except InvalidKeyError:
         raise InvalidEventError(f"{what} is not a valid course key") from None
 

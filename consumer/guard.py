@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
@@ -126,6 +127,10 @@ class ServiceGuard:
         self._breakers = breakers
         self._metrics = metrics
         self._cancellations = cancellations
+        # Each (service, endpoint[, status class]) series is looked up once: ``labels()``
+        # takes a lock and builds a key on every call. Bounded: the worker's own endpoints.
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
 
     @classmethod
     def for_services(
@@ -187,10 +192,16 @@ class ServiceGuard:
 
     def after(self, record: CallRecord) -> None:
         """Count the request and tell the breaker whether the service looked up."""
-        self._metrics.http_requests.labels(
-            record.service, record.endpoint, status_class(record)
-        ).inc()
-        self._metrics.http_latency.labels(record.service, record.endpoint).observe(record.elapsed)
+        counted_as = (record.service, record.endpoint, status_class(record))
+        counter = self._counted.get(counted_as)
+        if counter is None:
+            counter = self._counted[counted_as] = self._metrics.http_requests.labels(*counted_as)
+        counter.inc()
+        timed_as = (record.service, record.endpoint)
+        timer = self._timed.get(timed_as)
+        if timer is None:
+            timer = self._timed[timed_as] = self._metrics.http_latency.labels(*timed_as)
+        timer.observe(record.elapsed)
         breaker: CircuitBreaker | None = self._breakers.get(record.service)
         if breaker is None:
             return

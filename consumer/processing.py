@@ -32,6 +32,8 @@ from consumer.retry import Retrier
 from consumer.services.redaction import redact_text
 
 log = structlog.get_logger("consumer.processing")
+# Made once (json.dumps builds one per call); commands are flat dicts of plain values: no cycle.
+_JSON = json.JSONEncoder(sort_keys=True, check_circular=False)
 
 
 class EffectResultLike(Protocol):
@@ -136,7 +138,10 @@ class ApplyProcessor:
             self._metrics.skips.labels(result.reason).inc()
         elif result.reason:
             self._metrics.assumptions.labels(result.reason).inc()
-        log.info("command_done", **result.log_fields())  # event_id: bound by the worker
+        if result.status == "skipped":  # a skip keeps its line; an applied command is detail
+            log.info("command_done", **result.log_fields())  # event_id: bound by the worker
+        else:
+            log.debug("command_done", **result.log_fields())
         return None
 
 
@@ -160,13 +165,8 @@ class DryRunProcessor:
         except ConsumerError as error:
             return _failed("handle", error, event)
         head = {"event_id": event.meta.id, "event_type": str(event.meta.type)}
-        lines = [
-            json.dumps({**head, **command.to_json()}, sort_keys=True)
-            for command in handled.commands
-        ]
-        lines += [
-            json.dumps({**head, **skip.to_json()}, sort_keys=True) for skip in handled.skipped
-        ]
+        lines = [_JSON.encode({**head, **command.to_json()}) for command in handled.commands]
+        lines += [_JSON.encode({**head, **skip.to_json()}) for skip in handled.skipped]
         with self._lock:
             self._out.write("".join(line + "\n" for line in lines))
             self._out.flush()

@@ -149,12 +149,19 @@ def _limiter(rate: float) -> Limiter | None:
 
 
 def _counted(handler: Handler, metrics: Metrics) -> Handler:
-    """``handler``, counting the commands a dry run prints (result ``dry_run``)."""
+    """``handler``, counting the commands a dry run prints (result ``dry_run``).
+
+    Each command's counter is looked up once (``labels()`` takes a lock and builds a key).
+    """
+    counters: dict[str, Any] = {}
 
     def handle(event: Event) -> Handled:
         handled = handler(event)
         for command in handled.commands:
-            metrics.commands.labels(command.name, "dry_run").inc()
+            counter = counters.get(command.name)
+            if counter is None:
+                counter = counters[command.name] = metrics.commands.labels(command.name, "dry_run")
+            counter.inc()
         return handled
 
     return handle
@@ -256,4 +263,5 @@ def build_engine(
         ),
         limiter=_limiter(settings.engine.max_rate),
         bounds=bounds,
+        inline=dry_run,  # writing JSON lines waits on no service: no thread hand-off
     )

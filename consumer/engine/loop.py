@@ -1,7 +1,9 @@
 """The poll loop: moves records, outcomes and offsets; knows nothing of Open edX.
 
 One thread (the caller's) owns the Kafka consumer and every part of the engine's state; a
-pool of ``max_in_flight`` worker threads runs the processor. Per turn of the loop:
+pool of ``max_in_flight`` worker threads runs the processor — or, ``inline`` (the dry run,
+whose processor waits on nothing), the poll thread runs it itself as each event may start,
+with the same lanes, outcomes and rules (``workers``). Per turn of the loop:
 
 1. worker outcomes come back: applied or skipped → the offset is done; failed → a
    dead-letter record is produced and the offset is done once it is acknowledged;
@@ -86,9 +88,10 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
         lag_monitor: LagMonitor | None = None,
+        inline: bool = False,
     ) -> None:
         self._partitions = Partitions(max_buffered=settings.max_buffered, bounds=bounds)
-        self._accounting = Accounting(metrics)
+        self._accounting = Accounting(metrics, clock=clock)
         self._commits = Commits(
             self._partitions,
             self._accounting,
@@ -115,6 +118,7 @@ class Engine:
             metrics=metrics,
             limiter=limiter,
             clock=clock,
+            inline=inline,
         )
         self._failures = Failures(sink, self._partitions, self._accounting, clock=clock)
         self._stop_reason: str | None = None  # set from signal handlers: a plain attribute
@@ -311,12 +315,16 @@ class Engine:
         return now - self._idle_since >= self._stop_when_idle
 
     def _update_gauges(self) -> None:
+        now = self._clock()
+        self._accounting.flush()
         self._accounting.gauges(
             queued=self._workers.queued,
             buffered=self._buffered(),
             paused=self._partitions.paused,
-            pending_ages=self._partitions.pending_ages(self._clock()),
+            pending_ages=self._partitions.pending_ages(now),
         )
+        if self._accounting.summary_due(now):
+            self._accounting.summarise(now, self._partitions.oldest_pending(now))
         if self._lag_monitor is not None:
             self._lag_monitor.tick(self._partitions.lag_bases)
 
@@ -390,6 +398,9 @@ class Engine:
             self._failures.flush(max(1.0, self._settings.drain_timeout_seconds / 5))
             self._failures.poll()
             self._commits.commit(self._consumer, asynchronous=False)
+            self._accounting.flush()
+            now = self._clock()
+            self._accounting.summarise(now, self._partitions.oldest_pending(now))
             log.info("engine_drained", complete=drained, abandoned=self._workers.running)
         finally:
             self._health.ready = False

@@ -259,6 +259,16 @@ class Partitions:
             ages[tp] = 0.0 if since is None else max(0.0, now - since)
         return ages
 
+    def oldest_pending(self, now: float) -> dict[TP, tuple[int, float]]:
+        """Each partition's oldest event not done, as (offset, age); those with one only."""
+        oldest = {}
+        for tp, state in self._owned.items():
+            since = state.offsets.oldest_pending_since()
+            offset = state.offsets.committable()
+            if since is not None and offset is not None:
+                oldest[tp] = (offset, max(0.0, now - since))
+        return oldest
+
     # ------------------------------------------------------------------ commits
 
     def commits(

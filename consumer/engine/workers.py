@@ -10,6 +10,15 @@ completion queue; it never touches the lanes. Everything else here is the poll t
 it takes completions (``completions``), moves the lane on (``advance``), and on a release
 or a shutdown stops what must not start (``drop_waiting``, ``unthrottle``, ``cancel``).
 
+**Inline** (``inline=True``, the dry run: a processor with no I/O to wait for): there is
+no pool. A lane head runs on the poll thread the moment it may start, and its completion
+goes on the same queue, so the loop takes it exactly as a worker thread's: the lanes,
+the token queue, the watermarks and the release and shutdown rules are the same. A head
+has always run by the time the loop can release its partition, so nothing is ever
+cancelled mid-run; an event waiting behind its key still waits for its head's completion
+to be taken (the next turn). No thread hand-off, no future, no cancellation event per
+event: that hand-off cost more than the dry run's own work (ADR 0014).
+
 Counts for the loop and its gauges: ``held`` (in the lanes: running or waiting behind
 their key), ``running`` (lane heads) and ``queued`` (waiting for a thread, behind a key, or
 for a token). The in-flight gauge is kept by the worker threads themselves.
@@ -24,9 +33,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
-from structlog.contextvars import bound_contextvars
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from consumer.engine.lanes import Lanes
 from consumer.events import Event
@@ -50,6 +59,11 @@ class Limiter(Protocol):
         """True if an event may start now; never blocks."""
 
 
+NOT_CANCELLED: Final = threading.Event()
+"""What an inline run is given to watch: it is never set (nothing cancels a run in progress
+on the poll thread, which is the one that would cancel it)."""
+
+
 @dataclass(eq=False, slots=True)
 class WorkItem:
     """A decoded event on its way through a lane."""
@@ -58,15 +72,26 @@ class WorkItem:
     event: Event
     key: str
     generation: int  # of its partition when it was taken
-    cancelled: threading.Event = field(default_factory=threading.Event)
     started: float = 0.0  # when a worker thread picked it up
     elapsed: float = 0.0  # how long the processor ran (measured on the worker thread)
     future: Future[None] | None = None  # its run on the pool (cancellable until it starts)
+    _cancelled: threading.Event | None = field(default=None, init=False, repr=False)
 
     @property
     def tp(self) -> TP:
         """The source partition."""
         return (self.record.topic, self.record.partition)
+
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set when the item must not start, or must stop after its current request.
+
+        Made on first use: by the poll thread before the item goes to the pool (so a worker
+        thread only ever reads it), or by a cancellation. An inline item never needs one.
+        """
+        if self._cancelled is None:
+            self._cancelled = threading.Event()
+        return self._cancelled
 
 
 Completion = tuple[WorkItem, Outcome | BaseException]
@@ -84,6 +109,7 @@ class Workers:
         metrics: Metrics,
         limiter: Limiter | None = None,
         clock: Callable[[], float] = time.monotonic,
+        inline: bool = False,
     ) -> None:
         self._processor = processor
         self._metrics = metrics
@@ -92,7 +118,11 @@ class Workers:
         self._lanes: Lanes[WorkItem] = Lanes()
         self._throttled: deque[WorkItem] = deque()  # lane heads waiting for a token
         self._completions: queue.SimpleQueue[Completion] = queue.SimpleQueue()
-        self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="worker")
+        self._pool: ThreadPoolExecutor | None = None
+        self._submit: Callable[[WorkItem], None] = self._run_here
+        if not inline:
+            self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="worker")
+            self._submit = self._hand_to_pool
         self._submitted = 0  # items handed to the pool (poll thread)
         self._picked_up = 0  # items a worker thread has started (written by workers)
         self._picked_up_lock = threading.Lock()
@@ -151,9 +181,33 @@ class Workers:
             return
         self._submit(item)
 
-    def _submit(self, item: WorkItem) -> None:
+    def _hand_to_pool(self, item: WorkItem) -> None:
+        assert self._pool is not None
+        item.cancelled  # noqa: B018 - made here, on the poll thread, before a worker reads it
         self._submitted += 1
         item.future = self._pool.submit(self.work, item)
+
+    def _run_here(self, item: WorkItem) -> None:
+        """Inline: run the processor now, on the poll thread; its completion is queued.
+
+        An exception is handed to the loop as a worker's would be (the loop re-raises it);
+        one that is not an ``Exception`` (``KeyboardInterrupt``) propagates at once, the
+        item finished as abandoned first so its lane and the drain do not wait for it.
+        """
+        item.started = self._clock()
+        outcome: Outcome | BaseException
+        tokens = bind_contextvars(event_id=item.event.meta.id)
+        try:
+            outcome = self._processor(item.event, NOT_CANCELLED)
+        except Exception as error:  # noqa: BLE001 - handed to the loop, which re-raises
+            outcome = error
+        except BaseException:
+            self._completions.put((item, Abandoned(why="interrupted")))
+            raise
+        finally:
+            reset_contextvars(**tokens)
+            item.elapsed = self._clock() - item.started
+        self._completions.put((item, outcome))
 
     # ------------------------------------------------------------------ stopping
 
@@ -189,7 +243,8 @@ class Workers:
 
     def shutdown(self) -> None:
         """Let the threads go; items still queued never start."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ completions
 
@@ -221,12 +276,13 @@ class Workers:
             outcome = Abandoned(why="cancelled before it started")
         else:
             self._metrics.in_flight.inc()
+            tokens = bind_contextvars(event_id=item.event.meta.id)
             try:
-                with bound_contextvars(event_id=item.event.meta.id):
-                    outcome = self._processor(item.event, item.cancelled)
+                outcome = self._processor(item.event, item.cancelled)
             except BaseException as error:  # noqa: BLE001 - handed to the loop, which re-raises
                 outcome = error
             finally:
+                reset_contextvars(**tokens)
                 item.elapsed = self._clock() - item.started
                 self._metrics.in_flight.dec()
         self._completions.put((item, outcome))

@@ -24,11 +24,11 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import requests.adapters
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import ProxyManager
 
 _claims = threading.Lock()
@@ -217,11 +217,20 @@ class _HTTPSPool(HTTPSConnectionPool):
 _POOLS: dict[str, type[HTTPConnectionPool]] = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
+def _closed(pool: ConnectionPool) -> bool:
+    """True once urllib3 closed ``pool`` (its queue of connections is gone)."""
+    return isinstance(pool, HTTPConnectionPool) and pool.pool is None
+
+
 class DeadlineAdapter(requests.adapters.HTTPAdapter):
     """requests' adapter with pools whose connections the watchdog can cut.
 
     A SOCKS proxy keeps its own pool classes: behind one, the deadline is checked only
     between chunks of the body.
+
+    The pool of an origin is looked up once (``get_connection_with_tls_context``): requests
+    builds urllib3's pool key (some thirty fields) for every request, and a worker's client
+    sends every request to one origin. Through a proxy, the lookup is requests' own.
     """
 
     def init_poolmanager(
@@ -234,6 +243,35 @@ class DeadlineAdapter(requests.adapters.HTTPAdapter):
         """Build the pool manager, then give it the deadline-aware pool classes."""
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
         self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
+        self._origins: dict[tuple[str, object, object], ConnectionPool] = {}
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str | None,
+        proxies: Mapping[str, str] | None = None,
+        cert: str | tuple[str, str] | None = None,
+    ) -> ConnectionPool:
+        """The pool for ``request``'s origin: the one found last time, unless it was closed.
+
+        Thread-safe: two threads may both look a new origin up; they get the same pool.
+        """
+        url = request.url or ""
+        scheme_end = url.find("://")
+        if proxies or scheme_end < 0:
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        path_start = url.find("/", scheme_end + 3)
+        key = (url if path_start < 0 else url[:path_start], verify, cert)
+        pool = self._origins.get(key)
+        if pool is None or _closed(pool):  # new, or closed (evicted) by the pool manager
+            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            self._origins[key] = pool
+        return pool
+
+    def close(self) -> None:
+        """Close every pool (and forget them)."""
+        self._origins.clear()
+        super().close()
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: object) -> ProxyManager:
         """The proxy manager of ``proxy``, with deadline-aware pools unless it is SOCKS."""

@@ -1,6 +1,6 @@
 """The one door every HTTP call goes through.
 
-Each service gets one ``HttpClient``: a ``requests.Session`` over one *transport* — the seam
+Each service gets one ``HttpClient`` over one *transport* — a ``requests`` adapter, the seam
 between the client and the network. In production the transport is ``pooled_transport``:
 a connection pool sized to the worker's concurrency, no urllib3 retries (retrying is the
 engine's job), whose sockets the total deadline can cut (``deadline``: a server dripping
@@ -11,6 +11,15 @@ event id made safe for a header, and the JWT of ``oauth`` when the service needs
 Bodies are read up to ``MAX_BODY_BYTES``. ``HttpClient.call`` is the only method that
 sends; it fetches a new token once on a 401 and sends again.
 
+A request is prepared here and handed to the transport directly, not through a
+``requests.Session``: per request, a session merges settings, scans the whole process
+environment for proxies and CA bundles, builds a cookie jar and runs its redirect machinery,
+which cost more CPU than the request itself. What the worker needs of that is decided
+once, when the client is built: the proxies the environment names for the service's root
+(``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``, minus ``NO_PROXY``) and the CA bundle
+(``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, else the system's; TLS is always verified).
+Cookies are neither kept nor sent, redirects never followed, ``.netrc`` never read.
+
 Outcomes are sorted into the error tree by ``classify`` (pure; its docstring has the
 table). A ``CallGuard`` (``calls``) sees every request: ``before`` (may raise
 ``CircuitOpenError`` to refuse it) and ``after`` with a ``CallRecord``.
@@ -18,14 +27,15 @@ table). A ``CallGuard`` (``calls``) sees every request: ``before`` (may raise
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import string
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
@@ -33,6 +43,7 @@ import requests
 import requests.adapters
 import requests.auth
 import requests.exceptions as rex
+import requests.utils
 import structlog
 import urllib3.exceptions
 
@@ -61,6 +72,8 @@ REQUEST_ID_LIMIT: Final = 128
 MAX_BODY_BYTES: Final = 10 * 1024 * 1024
 """Largest answer read; a larger 2xx is a ``MalformedAnswerError`` (``answer_too_large``)."""
 DEFAULT_TOTAL_TIMEOUT: Final = 25.0
+PREPARED_URLS: Final = 1024
+"""URLs kept prepared (``prepared_url``)."""
 _CHUNK: Final = 64 * 1024
 
 
@@ -89,18 +102,48 @@ def pooled_transport(pool_size: int) -> requests.adapters.HTTPAdapter:
     )
 
 
-def build_session(transport: requests.adapters.BaseAdapter) -> requests.Session:
-    """A session sending every request through ``transport``; cookies refused.
+@functools.lru_cache(maxsize=PREPARED_URLS)
+def _prepared_url(url: str, params: tuple[tuple[str, object], ...]) -> str:
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, dict(params))  # a dict: requests' Mapping check is quick on one
+    return prepared.url or url
 
-    Each call stands alone, so no cookie is kept from one answer to the next request.
+
+def prepared_url(url: str, params: Mapping[str, Any] | None) -> str:
+    """``url`` with ``params`` as requests prepares it (quoted, IDNA host, query encoded).
+
+    Cached (``PREPARED_URLS``, least recently used first): the same few URLs come back again
+    and again (a course run's modes, the credentials endpoint), and preparing one costs as
+    much as reading an answer. Raises what requests raises for an invalid URL (not cached).
     """
-    session = requests.Session()
-    session.mount("http://", transport)
-    session.mount("https://", transport)
-    session.headers["User-Agent"] = USER_AGENT
-    session.headers["Accept"] = "application/json"
-    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-    return session
+    items = tuple(params.items()) if params else ()
+    try:
+        return _prepared_url(url, items)
+    except TypeError:  # a list among the values: not hashable, prepared without the cache
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(url, params)
+        return prepared.url or url
+
+
+def default_headers() -> dict[str, str]:
+    """The headers of every request: requests' defaults, this worker's agent, JSON accepted."""
+    headers = {str(name): str(value) for name, value in requests.utils.default_headers().items()}
+    headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+    return headers
+
+
+def environment_proxies(root: str) -> dict[str, str]:
+    """The proxies the environment names for requests to ``root``; none when ``NO_PROXY`` says so.
+
+    Read once per client: a service's root is fixed for the life of the worker, and so is
+    its environment.
+    """
+    return dict(requests.utils.get_environ_proxies(root))
+
+
+def environment_ca_bundle() -> str | bool:
+    """The CA bundle the environment names (as ``requests`` reads it), else True: the system's."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
 def path_segment(value: str) -> str:
@@ -185,9 +228,10 @@ class HttpClient:
         self._guard = guard
         self._clock = clock
         self._wall_clock = wall_clock
-        self._session = build_session(
-            transport if transport is not None else pooled_transport(pool_size)
-        )
+        self._transport = transport if transport is not None else pooled_transport(pool_size)
+        self._headers = default_headers()
+        self._proxies = environment_proxies(self.root)
+        self._verify = environment_ca_bundle()
         self._closed = threading.Event()
 
     def url(self, path: str) -> str:
@@ -328,17 +372,21 @@ class HttpClient:
         """
         remaining = max(watch.remaining(), 0.001)
         connect, read = self._timeouts
-        response = self._session.request(
-            request.method,
-            request.url,
-            params=request.params,
-            json=request.json_body,
-            data=request.form,
-            headers={REQUEST_ID_HEADER: request_id_header(request.request_id)},
-            auth=_JwtAuth(token) if token is not None else None,
-            timeout=(min(connect, remaining), min(read, remaining)),
-            allow_redirects=False,
+        prepared = requests.PreparedRequest()
+        prepared.prepare_method(request.method)
+        prepared.url = prepared_url(request.url, request.params)
+        prepared.prepare_headers(
+            {**self._headers, REQUEST_ID_HEADER: request_id_header(request.request_id)}
+        )
+        prepared.prepare_body(request.form, None, request.json_body)
+        prepared.prepare_auth(_JwtAuth(token) if token is not None else None, prepared.url or "")
+        response = self._transport.send(
+            prepared,
             stream=True,
+            timeout=(min(connect, remaining), min(read, remaining)),
+            verify=self._verify,
+            cert=None,
+            proxies=self._proxies,
         )
         try:
             return response.status_code, response.headers, self._read_body(response, watch)
@@ -385,4 +433,4 @@ class HttpClient:
         """Close the pooled connections. Idempotent."""
         if not self._closed.is_set():
             self._closed.set()
-            self._session.close()
+            self._transport.close()

@@ -71,7 +71,7 @@ LOCKS = {
     "runtime.txt": (requirements("runtime"), {FROM_PYPROJECT}),
     "build.txt": (requirements(build=True), {FROM_BUILD_SYSTEM}),
     "dev.txt": (
-        requirements("runtime", "test", "lint", build=True),
+        requirements("runtime", "test", "lint", "bench", build=True),
         {FROM_PYPROJECT, FROM_BUILD_SYSTEM},
     ),
 }

@@ -230,6 +230,27 @@ class FakeSink:
             return [record.offset for record, _ in self.sent]
 
 
+class Tokens:
+    """A limiter that hands out exactly the tokens the test grants."""
+
+    def __init__(self) -> None:
+        self._left = 0
+        self._lock = threading.Lock()
+
+    def grant(self, count: int = 1) -> None:
+        """Let ``count`` more events start."""
+        with self._lock:
+            self._left += count
+
+    def try_acquire(self) -> bool:
+        """True (and one token fewer) if a token is left."""
+        with self._lock:
+            if self._left == 0:
+                return False
+            self._left -= 1
+            return True
+
+
 @dataclass
 class Running:
     """An engine running its loop on a thread, over a memory consumer and a fake clock."""
@@ -298,9 +319,14 @@ class Engines:
         breakers: Breakers | None = None,
         stop_when_idle: float | None = None,
         limiter: Limiter | None = None,
+        inline: bool = False,
         **settings: Any,
     ) -> Running:
-        """Build an engine on these fakes (commits every turn, 8 workers) and run it."""
+        """Build an engine on these fakes (commits every turn, 8 workers) and run it.
+
+        ``inline``: the processor runs on the engine's thread (never hold a call there: the
+        loop would wait with it).
+        """
         clock = clock or FakeClock()
         processor = processor or ScriptedProcessor()
         decoder = decoder or ScriptedDecoder()
@@ -320,6 +346,7 @@ class Engines:
             limiter=limiter,
             clock=clock,
             consumer_factory=consumer.factory,
+            inline=inline,
         )
         running = Running(engine, consumer, processor, decoder, sink, clock, metrics)
         self._started.append(running)

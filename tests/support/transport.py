@@ -44,18 +44,20 @@ class MockTransport(requests.adapters.BaseAdapter):
         super().__init__()
         self._handler = handler
         self.requests: list[requests.PreparedRequest] = []
+        self.settings: list[dict[str, Any]] = []  # verify, cert and proxies of each request
 
     def send(
         self,
         request: requests.PreparedRequest,
         stream: bool = False,  # noqa: ARG002 - the body is in memory either way
         timeout: Any = None,  # noqa: ARG002
-        verify: Any = True,  # noqa: ARG002
-        cert: Any = None,  # noqa: ARG002
-        proxies: Mapping[str, str] | None = None,  # noqa: ARG002
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """Answer ``request`` from the handler (or raise what it raises)."""
         self.requests.append(request)
+        self.settings.append({"verify": verify, "cert": cert, "proxies": proxies})
         answer = self._handler(request)
         if isinstance(answer, tuple):
             answer = Answer(*answer)

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST = {
     "CONSUMER_METRICS_PORT": "0",
     "CONSUMER_LOG_FORMAT": "json",
-    "CONSUMER_LOG_LEVEL": "INFO",
+    "CONSUMER_LOG_LEVEL": "DEBUG",  # per-event lines (event_applied) are DEBUG; tests read them
     "CONSUMER_COMMIT_INTERVAL_SECONDS": "0.2",
     "CONSUMER_RETRY_MAX_ATTEMPTS": "4",
     "CONSUMER_RETRY_MAX_SECONDS": "3",

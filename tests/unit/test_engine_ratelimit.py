@@ -5,7 +5,6 @@ A release or a stop finishes the waiting ones as abandoned, without starting the
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -16,30 +15,12 @@ from tests.support.engine_fakes import (
     P1,
     Engines,
     ScriptedProcessor,
+    Tokens,
     send,
     turns,
     wait_until,
 )
 from tests.support.memory_consumer import MemoryConsumer
-
-
-class Tokens:
-    """A limiter that hands out exactly the tokens the test grants."""
-
-    def __init__(self) -> None:
-        self._left = 0
-        self._lock = threading.Lock()
-
-    def grant(self, count: int = 1) -> None:
-        with self._lock:
-            self._left += count
-
-    def try_acquire(self) -> bool:
-        with self._lock:
-            if self._left == 0:
-                return False
-            self._left -= 1
-            return True
 
 
 @pytest.fixture

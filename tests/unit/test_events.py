@@ -16,12 +16,14 @@ from consumer.commands import iso_utc
 from consumer.errors import InvalidEventError
 from consumer.events import (
     CERTIFICATE_EVENT_TYPES,
+    COURSE_KEY_CACHE_SIZE,
     CatalogInfoChanged,
     CertificateEvent,
     Event,
     EventMeta,
     EventType,
     Learner,
+    _course_key,
     build_event,
     catalog_info_changed,
     certificate_event,
@@ -511,6 +513,23 @@ def test_parse_course_key_rejects_non_course_keys(key: str) -> None:
     """Anything that is not a course key raises InvalidEventError."""
     with pytest.raises(InvalidEventError, match="course key"):
         parse_course_key(key)
+
+
+def test_parsed_course_keys_are_cached_within_a_bound() -> None:
+    """A key is parsed once and shared; the cache never holds more than its bound of keys."""
+    key = "course-v1:CacheX+Shared+1T2026"
+    assert parse_course_key(key) is parse_course_key(key)
+    for index in range(COURSE_KEY_CACHE_SIZE + 100):
+        parse_course_key(f"course-v1:CacheX+C{index}+1T2026")
+    assert _course_key.cache_info().currsize == COURSE_KEY_CACHE_SIZE
+    assert str(parse_course_key("course-v1:CacheX+C5+1T2026")) == "course-v1:CacheX+C5+1T2026"
+
+
+def test_an_invalid_course_key_raises_every_time_naming_its_field() -> None:
+    """Invalid keys are not cached as answers: each use raises, with the caller's field name."""
+    for what in ("certificate.course", "catalog_info.course_key"):
+        with pytest.raises(InvalidEventError, match=f"^{what} is not a valid course key$"):
+            parse_course_key("course-v1:OrgX+DemoX", what=what)
 
 
 # ---------------------------------------------------------------------------- PII

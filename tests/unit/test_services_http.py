@@ -24,7 +24,7 @@ from consumer.errors import (
 )
 from consumer.services import deadline
 from consumer.services.calls import CallRecord
-from consumer.services.http import USER_AGENT, HttpClient, pooled_transport
+from consumer.services.http import USER_AGENT, HttpClient, pooled_transport, prepared_url
 from tests.support.transport import Answer, Handler, MockTransport
 
 NOW = 1_800_000_000.0
@@ -273,6 +273,97 @@ def test_a_refusing_guard_stops_the_request_before_it_is_sent(client_for: Factor
     assert (transport.requests, guard.records) == ([], [])
 
 
+# ---------------------------------------------------------------------------- environment
+
+
+def test_proxies_and_ca_bundle_come_from_the_environment_read_when_the_client_is_built(
+    client_for: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP(S)_PROXY and REQUESTS_CA_BUNDLE as requests reads them, once: later changes unseen."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/private-ca.pem")
+    client, transport = client_for(answering(Answer(200, {})))
+    monkeypatch.setenv("HTTP_PROXY", "http://other.test:8080")
+    call(client)
+    call(client)
+    assert transport.settings == 2 * [
+        {
+            "verify": "/etc/ssl/private-ca.pem",
+            "cert": None,
+            "proxies": {"http": "http://proxy.test:3128"},
+        }
+    ]
+
+
+def test_no_proxy_for_the_service_root_means_no_proxy_and_tls_is_verified_by_default(
+    client_for: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NO_PROXY naming the service's host wins; without a CA bundle, the system's verifies."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "ALL_PROXY", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "credentials.test")
+    client, transport = client_for(answering(Answer(200, {})))
+    call(client)
+    assert transport.settings == [{"verify": True, "cert": None, "proxies": {}}]
+
+
+def test_cookies_are_never_sent_back_and_redirects_never_followed(client_for: Factory) -> None:
+    """A Set-Cookie is not returned on the next request; a 302 is an answer, not a hop."""
+    client, transport = client_for(
+        answering(
+            Answer(200, {}, headers={"Set-Cookie": "sessionid=abc; Path=/"}),
+            Answer(302, b"", headers={"Location": "http://elsewhere.test/"}),
+        )
+    )
+    call(client)
+    with pytest.raises(ConsumerError):
+        call(client)
+    assert [request.url for request in transport.requests] == 2 * [f"{ROOT}/{PATH}"]
+    assert all("Cookie" not in request.headers for request in transport.requests)
+
+
+def test_a_prepared_url_is_the_one_requests_prepares_and_a_bad_one_raises_each_time() -> None:
+    """The cache changes nothing: same quoting and query; an invalid URL is never cached."""
+    params = {"username": "Jos\u00e9 +&=/", "page": 2}
+    fresh = requests.PreparedRequest()
+    fresh.prepare_url(f"{ROOT}/api/v2/credentials/", params)
+    assert prepared_url(f"{ROOT}/api/v2/credentials/", params) == fresh.url
+    assert prepared_url(f"{ROOT}/api/v2/credentials/", params) == fresh.url
+    listed = {"status": ["awarded", "revoked"]}  # not hashable: prepared without the cache
+    fresh.prepare_url(f"{ROOT}/x", listed)
+    assert prepared_url(f"{ROOT}/x", listed) == fresh.url
+    for _ in range(2):
+        with pytest.raises(rex.InvalidURL):
+            prepared_url("http://", None)
+
+
+def test_the_pooled_transport_looks_an_origin_s_pool_up_once_and_replaces_a_closed_one() -> None:
+    """Same origin, same pool; another origin, another; a pool the manager closed is replaced."""
+    adapter = pooled_transport(2)
+
+    def pool_for(url: str, proxies: dict[str, str] | None = None) -> object:
+        request = requests.PreparedRequest()
+        request.prepare(method="GET", url=url)
+        return adapter.get_connection_with_tls_context(request, True, proxies)
+
+    try:
+        first = pool_for("http://lms.test/api/a?x=1")
+        assert pool_for("http://lms.test/api/b") is first
+        assert pool_for("http://studio.test/api/a") is not first
+        adapter.poolmanager.clear()  # an eviction: urllib3 forgets the pool and closes it
+        first.close()  # type: ignore[attr-defined]
+        replaced = pool_for("http://lms.test/api/a")
+        assert replaced is not first
+        assert replaced.pool is not None  # type: ignore[attr-defined]
+        proxied = pool_for("http://lms.test/api/a", {"http": "http://proxy.test:3128"})
+        assert proxied is not replaced
+    finally:
+        adapter.close()
+
+
 # ---------------------------------------------------------------------------- the seam
 
 
@@ -282,7 +373,7 @@ def test_without_a_transport_the_client_pools_connections_its_deadline_can_cut()
         service="lms", root="http://lms.test", connect_timeout=2, read_timeout=5, pool_size=37
     )
     try:
-        adapter = client._session.get_adapter("http://lms.test/")
+        adapter = client._transport
     finally:
         client.close()
     assert isinstance(adapter, deadline.DeadlineAdapter)

@@ -793,6 +793,49 @@ def test_skipped_items_stop_at_the_end_of_the_body(items: object) -> None:
     assert "EOFError" in outcome.message
 
 
+def _thrice(name: str, kind: object) -> dict[str, Any]:
+    return {"type": "record", "name": name, "fields": [{"name": n, "type": kind} for n in "abc"]}
+
+
+def test_floats_a_type_reused_by_name_multiplies_still_stop_at_the_end_of_the_body() -> None:
+    """3^25 floats in a field the reader skips: past the body's end the decoder stops at once.
+
+    The schema is accepted (each float pays for its bytes) but visits far too many types to
+    be read from a plain buffer, whose skips past the end would go on for every one of them.
+    """
+    levels = [_thrice("F0", "float")] + [_thrice(f"F{n}", f"F{n - 1}") for n in range(1, 25)]
+    top = {
+        "type": "record",
+        "name": "Top",
+        "fields": [{"name": f"f{n}", "type": kind} for n, kind in enumerate(levels)],
+    }
+    outcome = decode_with_registry_schema(with_extra_first_field(CREATED, top), b"")
+    assert outcome.error_class == "AvroDecodeError"
+    assert outcome.reason == "undecodable_avro"
+
+
+@pytest.mark.parametrize("event_type", list(EventType), ids=str)
+def test_every_cut_short_body_is_poison_never_a_shorter_event(event_type: EventType) -> None:
+    """Each prefix of a valid body fails to decode: a read past the end is always caught.
+
+    Through the registry's copy of the reader schema (no resolution, a plain buffer) and
+    through a writer with one more field (resolved against the reader).
+    """
+    schema = writer_schema(event_type)
+    plain = json.dumps(schema)
+    schema["fields"].append({"name": "extra", "type": "string", "default": ""})
+    extended = json.dumps(schema)
+    data = catalog() if event_type is CATALOG else certificate()
+    for text in (plain, extended):
+        writer = fastavro.parse_schema(json.loads(text))
+        body = avro(writer, {**data, "extra": "x"} if text is extended else data)
+        decoder = Decoder(registry(StubRegistry(Schema(text, "AVRO"))), READERS)
+        assert decoder.decode(record(frame(body), event_type)).meta.type is event_type
+        for cut in range(len(body)):
+            with pytest.raises(AvroDecodeError):
+                decoder.decode(record(frame(body[:cut]), event_type))
+
+
 def test_a_recursive_writer_schema_is_refused_before_it_can_crash_the_process() -> None:
     """A linked-list schema made fastavro overflow the C stack (SIGSEGV) on a 100 kB body."""
     outcome = decode_with_registry_schema(LINKED_LIST_SCHEMA, LINKED_LIST_BODY)

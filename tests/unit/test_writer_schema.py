@@ -9,7 +9,13 @@ import pytest
 
 from consumer.errors import InvalidWriterSchemaError
 from consumer.events import EventType
-from consumer.writer_schema import MAX_DEPTH, MAX_STEPS, WORK_PER_BYTE, parse_writer_schema
+from consumer.writer_schema import (
+    MAX_DEPTH,
+    MAX_STEPS,
+    WORK_PER_BYTE,
+    fixed_steps,
+    parse_writer_schema,
+)
 from tests.support.hostile import (
     CRASH_SCHEMAS,
     HANG_SCHEMA,
@@ -183,3 +189,44 @@ def test_logical_types_are_dropped_from_writer_schemas() -> None:
 def test_reader_schemas_declare_no_logical_types(event_type: EventType) -> None:
     """Dropping the writer's logical types is right only while the readers declare none."""
     assert _logical_types(reader_schema_json(event_type)) == []
+
+
+# ---------------------------------------------------------------------------- fixed steps
+
+
+def doubling_floats(levels: int) -> dict[str, Any]:
+    """Named records each holding two of the previous: 2^levels floats, accepted (debt < 0)."""
+    types: list[Any] = [record("F0", "float", "float")]
+    types += [record(f"F{level}", f"F{level - 1}", f"F{level - 1}") for level in range(1, levels)]
+    return record("Top", *types)
+
+
+@pytest.mark.parametrize("event_type", list(EventType), ids=str)
+def test_the_event_schemas_decode_in_a_fixed_number_of_steps(event_type: EventType) -> None:
+    """No array, no map: the work of decoding an event is bounded by its schema alone."""
+    steps = fixed_steps(parse(reader_schema_json(event_type)))
+    assert steps is not None
+    assert steps <= 100
+
+
+@pytest.mark.parametrize(
+    "field_type",
+    [
+        array("long"),
+        {"type": "map", "values": "string"},
+        ["null", record("Inner", array("int"))],
+        record("Twice", record("Once", {"type": "map", "values": "long"}), "Once"),
+    ],
+    ids=["array", "map", "array in a union", "map in a type used twice"],
+)
+def test_a_schema_that_repeats_has_no_fixed_number_of_steps(field_type: Any) -> None:
+    """An array or a map anywhere: the body says how often, so reads must be checked."""
+    assert fixed_steps(parse(record("Top", "long", field_type))) is None
+
+
+def test_a_type_reused_by_name_past_the_limit_has_no_fixed_number_of_steps() -> None:
+    """2^20 floats is accepted (each pays its bytes), but is no fixed bound to trust."""
+    parsed = parse(doubling_floats(20))
+    assert fixed_steps(parsed) is None
+    # Fk visits itself and two F(k-1): 3, 7, 15, 31, 63; the top record adds one.
+    assert fixed_steps(parse(doubling_floats(5))) == 1 + 3 + 7 + 15 + 31 + 63

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlencode
 
 from tests.fakes.openedx import jwt
@@ -43,6 +43,7 @@ THROTTLE_WINDOW = 60.0
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 NOT_PROVIDED = "Authentication credentials were not provided."
 NO_PERMISSION = "You do not have permission to perform this action."
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,39 @@ class Answer:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     force_json: bool = False
+
+
+class ByUsername(dict[tuple[str, ...], _V]):
+    """A dict keyed by tuples that start with a username, with an index by username.
+
+    Credentials' user credentials and the LMS's certificates are kept in these: a list
+    filtered by username reads only that user's entries, in the order they were first
+    stored, as a scan of the whole dict would (the benchmark's world holds tens of thousands
+    of them, and a scan per request made the fake its own bottleneck).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_username: dict[str, dict[tuple[str, ...], _V]] = {}
+
+    def __setitem__(self, key: tuple[str, ...], value: _V) -> None:
+        super().__setitem__(key, value)
+        self._by_username.setdefault(key[0], {})[key] = value
+
+    def __delitem__(self, key: tuple[str, ...]) -> None:
+        super().__delitem__(key)
+        del self._by_username[key[0]][key]
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        super().clear()
+        self._by_username.clear()
+
+    def of(self, username: str | None) -> list[_V]:
+        """The entries of ``username`` (every entry when ``None``), in stored order."""
+        if username is None:
+            return list(self.values())
+        return list(self._by_username.get(username, {}).values())
 
 
 def _server_error() -> Answer:
@@ -174,8 +208,8 @@ class OpenEdx:
         self.runs: dict[str, CourseRun] = {}
         self.programs: dict[str, Program] = {}
         self.configs: dict[str, CourseCertificateConfig] = {}
-        self.credentials: dict[tuple[str, str, str], UserCredential] = {}
-        self.certificates: dict[tuple[str, str], LmsCertificate] = {}
+        self.credentials: ByUsername[UserCredential] = ByUsername()
+        self.certificates: ByUsername[LmsCertificate] = ByUsername()
         self._throttle: dict[str, deque[float]] = {}
         self._config_ids = 0
         self.issued_tokens: list[str] = []
@@ -487,9 +521,8 @@ class OpenEdx:
         with self.lock:
             items = [
                 stored
-                for stored in self.credentials.values()
-                if (username is None or stored.username == username)
-                and (kind is None or stored.type == kind)
+                for stored in self.credentials.of(username)
+                if (kind is None or stored.type == kind)
                 and (not status or stored.status == status)
                 and (not program_uuid or (stored.type == "program" and stored.key == program_uuid))
                 and (not only_visible or self._visible(stored, now))
@@ -610,10 +643,9 @@ class OpenEdx:
         with self.lock:
             items = [
                 self._certificate_json(cert)
-                for (owner, course_id), cert in self.certificates.items()
-                if owner == username
-                and cert.status in PASSING_STATUSES
-                and (run := self.runs.get(course_id)) is not None
+                for cert in self.certificates.of(username)
+                if cert.status in PASSING_STATUSES
+                and (run := self.runs.get(cert.course_id)) is not None
                 and run.certificates_viewable
             ]
         return Answer(200, items)
