@@ -43,7 +43,7 @@ from consumer.config import consumer_config
 from consumer.deadletter import inspect as dlq
 from consumer.deadletter import producer as deadletter
 from consumer.errors import RegistryUnavailableError, ServiceUnavailableError
-from consumer.services.http import HttpClient, build_session, pooled_transport
+from consumer.services.http import HttpClient, environment_ca_bundle
 from consumer.wire import RegistryWriterSchemas, registry_client
 
 SASL_KEY = "AKIA7QX2EXAMPLEKEY"
@@ -313,7 +313,7 @@ def test_https_services_are_verified_whatever_the_environment_says(
     monkeypatch.setenv("CURL_CA_BUNDLE", "")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "")
     monkeypatch.setenv("PYTHONHTTPSVERIFY", "0")
-    assert build_session(pooled_transport(1)).verify is True
+    assert environment_ca_bundle() is True
 
     with pytest.raises(ServiceUnavailableError) as refused:
         _get(https_server)
