@@ -6,6 +6,7 @@
 #   make lint        ruff, mypy --strict, import contracts
 #   make bench       the benchmark, side by side on the local stack (docs/benchmarks.md);
 #                    BENCH_ARGS="--events 20000 --memory-events 0 --no-profile" is a quick run
+#   make chaos       the fault-injection soak and its audit (CHAOS_EVENTS=50000, CHAOS_ARGS=...)
 #   make lock        recompile requirements/*.txt from pyproject.toml (LOCK_ARGS=--upgrade to bump)
 #   make image       build the container image with podman (dev/image)
 #   make image-test  run the image read-only as non-root against the local broker
@@ -17,9 +18,11 @@ STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 LOCK_ARGS ?=
+CHAOS_EVENTS ?= 50000
+CHAOS_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install lock helm prometheus test unit integration run lint format bench dashboard \
+.PHONY: install lock helm prometheus test unit integration run lint format bench chaos dashboard \
         image image-test stack-start stack-stop clean
 
 install: $(STAMP)
@@ -71,6 +74,11 @@ dashboard: install
 # Not part of `make test`: about 25 minutes at the default size (bench/run.py says what it does).
 bench: install
 	dev/with-stack $(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# A broker and a registry of its own on free ports (it stops and restarts them), the worker as
+# processes, every fault of issue 14; prints the audit, exits 1 if anything is lost or wrong.
+chaos: install
+	$(BIN)/python -m tests.chaos run --events $(CHAOS_EVENTS) $(CHAOS_ARGS)
 
 image:
 	dev/image build

@@ -74,10 +74,10 @@ class Cause:
 
 @dataclass(frozen=True, slots=True)
 class LastFailure:
-    """An event's last failed request to a service, and the endpoint's successes by then."""
+    """An event's last failed request to a service, and when its failure was recorded."""
 
     cause: Cause
-    successes_then: int
+    at: float
 
 
 OnChange = Callable[[str, State, Cause], None]
@@ -116,6 +116,7 @@ class CircuitBreaker:
         self._probe_failures: dict[str, int] = {}  # failed probes per event, this episode
         self._waiting: dict[str, int] = {}  # event id -> threads of it waiting in wait()
         self._successes: dict[str, int] = {}  # endpoint -> successes ever (monotonic)
+        self._success_sent: dict[str, float] = {}  # endpoint -> latest send time of a success
         self._last_failure: OrderedDict[str, LastFailure] = OrderedDict()
         self._changed = threading.Condition()
 
@@ -158,11 +159,19 @@ class CircuitBreaker:
                 return
             raise CircuitOpenError(f"circuit of {self.service} is open", service=self.service)
 
-    def record_success(self, cause: Cause | None = None) -> None:
-        """A request got an answer that shows the service is up (2xx, or a 4xx verdict)."""
+    def record_success(self, cause: Cause | None = None, *, elapsed: float = 0.0) -> None:
+        """A request got an answer that shows the service is up (2xx, or a 4xx verdict).
+
+        ``elapsed``: how long ago the request was sent (its round trip): evidence against
+        an event's failure is a success of a request sent after that failure.
+        """
         cause = cause or Cause()
         with self._changed:
             self._successes[cause.endpoint] = self._successes.get(cause.endpoint, 0) + 1
+            sent = self._clock() - elapsed
+            self._success_sent[cause.endpoint] = max(
+                self._success_sent.get(cause.endpoint, sent), sent
+            )
             self._failures.clear()
             self._endpoint_failures.pop(cause.endpoint, None)
             self._probe = None
@@ -212,6 +221,11 @@ class CircuitBreaker:
         with self._changed:
             return dict(self._successes)
 
+    def success_sent_after(self, endpoint: str, moment: float) -> bool:
+        """Whether a request to ``endpoint`` sent after ``moment`` (breaker clock) succeeded."""
+        with self._changed:
+            return self._success_sent.get(endpoint, float("-inf")) > moment
+
     def last_failure(self, request_id: str) -> LastFailure | None:
         """Event ``request_id``'s last failure here (since ``forget``), if any."""
         with self._changed:
@@ -237,8 +251,7 @@ class CircuitBreaker:
                     del self._endpoint_failures[endpoint]
 
     def _remember_failure(self, request_id: str, cause: Cause) -> None:
-        successes = self._successes.get(cause.endpoint, 0)
-        self._last_failure[request_id] = LastFailure(cause, successes)
+        self._last_failure[request_id] = LastFailure(cause, self._clock())
         self._last_failure.move_to_end(request_id)
         while len(self._last_failure) > _REMEMBERED_FAILURES:
             self._last_failure.popitem(last=False)

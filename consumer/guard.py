@@ -217,4 +217,6 @@ class ServiceGuard:
                 ),
             )
         else:
-            breaker.record_success(Cause(endpoint=record.endpoint, status=record.status))
+            breaker.record_success(
+                Cause(endpoint=record.endpoint, status=record.status), elapsed=record.elapsed
+            )

@@ -1,17 +1,23 @@
 """Consumer lag per partition, refreshed on a timer from the broker, never blocking the loop.
 
-Lag is the number of records between a partition's end and the group's committed offset,
-what ``kafka-consumer-groups --describe`` shows. Both numbers live on the broker. Every
-``interval`` seconds the monitor asks for them through an admin client, whose requests
-return futures answered on librdkafka's own thread; the poll loop only looks at the futures
-on its next turns. So the gauge moves on its own during an outage or a stall, when no
-commit lands and every partition is paused (the cached high watermark of a paused
-partition goes stale: nothing is fetched for it).
+Lag is the number of records between a partition's end and the worker's watermark: the
+offset below which every record is done, which the worker commits next (so the group's
+committed offset, what ``kafka-consumer-groups --describe`` shows, trails it by at most
+``CONSUMER_COMMIT_INTERVAL_SECONDS``). The end lives on the broker: every ``interval``
+seconds the monitor asks for it through an admin client, whose requests return futures
+answered on librdkafka's own thread; the poll loop only looks at the futures on its next
+turns. So the gauge moves on its own during an outage or a stall, when nothing is done and
+every partition is paused (the cached high watermark of a paused partition goes stale:
+nothing is fetched for it).
 
-Where nothing is committed (dry-run), or the group has no offset yet for a partition, the
-worker's own watermark (the offset it would commit) stands in for the committed offset; on a
-partition it has not consumed from yet, the offset it will start from does: the log start
-with ``auto.offset.reset=earliest``, the end with ``latest``.
+The group's committed offsets are not asked of the broker. A coordinator request of the
+admin client (``list_consumer_group_offsets``) that times out across a broker restart makes
+librdkafka abort the whole process (``rd_kafka_enq_once_del_source_return: Assertion
+eonce->refcnt > 0``, librdkafka issue 4605, still open); ``make chaos`` hit it. On a
+partition the worker has consumed nothing from yet, the engine passes the end offset of its
+last end-of-partition event (caught up: everything below is done); when even that is
+unknown, the offset it will start from stands in: the log start with
+``auto.offset.reset=earliest``, the end with ``latest``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 import structlog
-from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, TopicPartition
+from confluent_kafka import IsolationLevel, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]  # re-exported, untyped
 
 from consumer.kafka_types import TP
@@ -31,11 +37,11 @@ from consumer.observability import Metrics
 log = structlog.get_logger("consumer.lag")
 
 Watermarks = Mapping[TP, int | None]
-"""The owned partitions, each with the worker's watermark (None: nothing consumed yet)."""
+"""The owned partitions, each with the worker's watermark (None: not known yet)."""
 
 
 class OffsetsAdmin(Protocol):
-    """The two admin-client calls the monitor needs (``confluent_kafka.admin.AdminClient``)."""
+    """The admin-client call the monitor needs (``confluent_kafka.admin.AdminClient``)."""
 
     def list_offsets(
         self,
@@ -44,15 +50,7 @@ class OffsetsAdmin(Protocol):
         isolation_level: IsolationLevel,
         request_timeout: float,
     ) -> dict[TopicPartition, Future[Any]]:
-        """End offsets, as futures keyed by partition."""
-
-    def list_consumer_group_offsets(
-        self,
-        list_consumer_group_offsets_request: list[ConsumerGroupTopicPartitions],
-        *,
-        request_timeout: float,
-    ) -> dict[str, Future[Any]]:
-        """Committed offsets of a group, as one future per group."""
+        """End (or start) offsets, as futures keyed by partition."""
 
 
 class _Request:
@@ -62,20 +60,14 @@ class _Request:
         self,
         ends: Mapping[TopicPartition, Future[Any]],
         starts: Mapping[TopicPartition, Future[Any]],
-        committed: Future[Any] | None,
         deadline: float,
     ) -> None:
         self.ends = ends
         self.starts = starts
-        self.committed = committed
         self.deadline = deadline
 
     def done(self) -> bool:
-        futures = [
-            *self.ends.values(),
-            *self.starts.values(),
-            *([self.committed] if self.committed else []),
-        ]
+        futures = [*self.ends.values(), *self.starts.values()]
         return all(future.done() for future in futures)
 
 
@@ -93,19 +85,13 @@ class LagMonitor:
         admin: OffsetsAdmin,
         metrics: Metrics,
         *,
-        group_id: str | None,
         from_earliest: bool = True,
         interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``group_id`` None: nothing is committed (dry-run); the watermark is the offset.
-
-        ``from_earliest``: where the group starts on a partition with no committed offset
-        (``auto.offset.reset``), for the partitions not consumed from yet.
-        """
+        """``from_earliest``: ``auto.offset.reset``, for partitions with no position yet."""
         self._admin = admin
         self._metrics = metrics
-        self._group_id = group_id
         self._from_earliest = from_earliest
         self._interval = interval
         self._clock = clock
@@ -139,16 +125,10 @@ class LagMonitor:
                 if self._from_earliest
                 else {}
             )
-            committed = None
-            if self._group_id is not None:
-                request = ConsumerGroupTopicPartitions(self._group_id, tps)
-                committed = self._admin.list_consumer_group_offsets(
-                    [request], request_timeout=timeout
-                )[self._group_id]
         except Exception as error:  # noqa: BLE001 - any failure means: no sample this time
             self._failed(str(error))
             return
-        self._request = _Request(ends, starts, committed, now + timeout + 1.0)
+        self._request = _Request(ends, starts, now + timeout + 1.0)
 
     def _list(
         self, tps: list[TopicPartition], spec: OffsetSpec, timeout: float
@@ -161,10 +141,6 @@ class LagMonitor:
 
     def _apply(self, request: _Request, owned: Watermarks) -> None:
         try:
-            committed: dict[TP, int] = {}
-            if request.committed is not None:
-                for tp in request.committed.result().topic_partitions:
-                    committed[(tp.topic, tp.partition)] = tp.offset
             ends = {(tp.topic, tp.partition): f.result().offset for tp, f in request.ends.items()}
             starts = {
                 (tp.topic, tp.partition): f.result().offset for tp, f in request.starts.items()
@@ -178,10 +154,8 @@ class LagMonitor:
         for tp, end in ends.items():
             if tp not in owned or end < 0:
                 continue  # released meanwhile, or no end known
-            base = committed.get(tp, -1)
-            if base < 0:  # nothing committed: what is consumed, else where it will start
-                watermark = owned[tp]
-                base = watermark if watermark is not None else starts.get(tp, end)
+            watermark = owned[tp]
+            base = watermark if watermark is not None else starts.get(tp, end)
             self._metrics.lag.labels(tp[0], str(tp[1])).set(max(0, end - base))
 
     def _failed(self, why: str) -> None:

@@ -7,10 +7,11 @@ because it must do what ``backoff.on_exception`` cannot (ADR 0004):
   failure (500, 408, 429, read timeout, malformed answer: any ``TransientError`` that is not
   outage-class) always counts, whatever the circuit's state. An *outage-class* failure
   (``ServiceUnavailableError``: refused, reset, connect timeout, DNS, TLS, 502/503/504,
-  401/403) counts only when the service's breaker saw a success on the same endpoint since
-  this event's previous failure there (for the first failure: since the call began) — proof
-  that the service is up for others. A real outage, where nothing succeeds, therefore never
-  dead-letters anything, whatever its ``Retry-After``;
+  401/403) counts only when a request to the same endpoint *sent after* this event's
+  previous failure there succeeded — proof that the service is up for others now; the
+  event's first outage-class failure on an endpoint never counts (successes before it, even
+  answered just after it, show only that the service was up before). A real outage, where
+  nothing sent succeeds, therefore never dead-letters anything, whatever its ``Retry-After``;
 - honour ``Retry-After`` (the wait is at least what the service asked for; a counted
   failure asking for more than the budget left gives up at once, an uncounted one waits);
 - wait on the service's breaker while its circuit is open, outside the time budget;
@@ -92,7 +93,7 @@ class _Call:
     request_id: str | None
     waits: Iterator[float]
     started_with: dict[str, dict[str, int]]  # success counts per service when the call began
-    seen: dict[tuple[str, str], int] = field(default_factory=dict)  # at the last failure
+    seen: dict[tuple[str, str], float] = field(default_factory=dict)  # last failure's time
     attempts: int = 0
     charged: float = 0.0
     first_failure: float | None = None
@@ -231,9 +232,11 @@ class Retrier:
         if recorded is None:  # not seen by the breaker: any success of the service is evidence
             return sum(breaker.successes().values()) > sum(started.values())
         endpoint = recorded.cause.endpoint
-        before = call.seen.get((breaker.service, endpoint), started.get(endpoint, 0))
-        call.seen[(breaker.service, endpoint)] = recorded.successes_then
-        return recorded.successes_then > before
+        previous = call.seen.get((breaker.service, endpoint))
+        call.seen[(breaker.service, endpoint)] = recorded.at
+        if previous is None:
+            return False  # a first failure there: nothing since shows the service up for others
+        return breaker.success_sent_after(endpoint, previous)
 
 
 def _failure_as_error(service: str, cause: Cause) -> TransientError:

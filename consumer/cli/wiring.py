@@ -259,7 +259,6 @@ def build_engine(
         lag_monitor=LagMonitor(
             AdminClient(client_config(settings)),
             metrics,
-            group_id=None if dry_run else group_id,
             from_earliest=settings.kafka.auto_offset_reset == "earliest",
         ),
         limiter=_limiter(settings.engine.max_rate),

@@ -326,7 +326,7 @@ class Engine:
         if self._accounting.summary_due(now):
             self._accounting.summarise(now, self._partitions.oldest_pending(now))
         if self._lag_monitor is not None:
-            self._lag_monitor.tick(self._partitions.watermarks)
+            self._lag_monitor.tick(self._partitions.lag_bases)
 
     # ------------------------------------------------------------------ rebalancing
 

@@ -65,6 +65,7 @@ class PartitionState:
     blocked_until: float = 0.0
     block_backoff: float = 0.0  # the registry's last wait; 0 once a record decodes
     reached_end: bool = False  # bounded: consumed up to its end, nothing more is taken
+    caught_up_at: int | None = None  # the end offset of its last EOF: everything below is done
 
 
 class Partitions:
@@ -178,6 +179,7 @@ class Partitions:
         if state is None:
             return
         state.eof = True
+        state.caught_up_at = offset
         if self._bounds is not None and offset >= self._bounds.end(tp):
             state.reached_end = True
 
@@ -235,6 +237,19 @@ class Partitions:
     def watermarks(self) -> dict[TP, int | None]:
         """Each partition's watermark (None: nothing consumed yet)."""
         return {tp: state.offsets.committable() for tp, state in self._owned.items()}
+
+    def lag_bases(self) -> dict[TP, int | None]:
+        """Each partition's watermark, else the end it was caught up at (None: not known).
+
+        A partition taken over with nothing new to read has no watermark, but its end of
+        file says everything below it is done: the lag monitor measures from there rather
+        than from the log start.
+        """
+        bases: dict[TP, int | None] = {}
+        for tp, state in self._owned.items():
+            mark = state.offsets.committable()
+            bases[tp] = mark if mark is not None else state.caught_up_at
+        return bases
 
     def pending_ages(self, now: float) -> dict[TP, float]:
         """Each partition's age of its oldest event not done (0 when none)."""

@@ -78,7 +78,6 @@ def test_running_queued_stuck_and_lag_while_every_worker_is_stuck(
         lag_monitor=LagMonitor(
             AdminClient({"bootstrap.servers": stack.bootstrap_servers}),
             metrics,
-            group_id=group,
             interval=0.3,
         ),
     )
@@ -180,3 +179,59 @@ def test_processing_time_starts_when_a_thread_picks_the_event_up(
     labels = {"event_type": str(CHANGED)}
     assert value(metrics, name, **labels, le="10.0") == 0
     assert value(metrics, name, **labels, le="30.0") == 4
+
+
+def test_a_member_with_nothing_new_to_read_reports_no_lag(
+    stack: Stack, lms: LmsProducer, topic: str, decoder: Decoder
+) -> None:
+    """A restarted member with nothing new to read measures from where it caught up: lag 0.
+
+    The lag's base is the worker's watermark, or without one the end offset of its last
+    end-of-partition event: the group's offsets are not asked through the admin client
+    (librdkafka 4605). Falling back to the log start instead would show all 9 records.
+    """
+    publish(lms, topic, range(9))
+    group = f"restart-lag-{uuid.uuid4().hex[:6]}"
+    kafka = KafkaSettings(bootstrap_servers=stack.bootstrap_servers, topics=(topic,))
+
+    def engine(metrics: Metrics, **options: object) -> Engine:
+        return Engine(
+            consumer_config=consumer_config(kafka, group_id=group),
+            topics=[topic],
+            decoder=decoder,
+            processor=lambda _event, _cancelled: Applied(commands=1),
+            sink=HeldFailures(),
+            settings=EngineSettings(commit_interval_seconds=0.2),
+            metrics=metrics,
+            **options,  # type: ignore[arg-type]
+        )
+
+    first = engine(Metrics(), stop_when_idle=1.0)
+    first.run()
+    assert first.tally.applied == 9
+
+    metrics = Metrics()
+    second = engine(
+        metrics,
+        lag_monitor=LagMonitor(
+            AdminClient({"bootstrap.servers": stack.bootstrap_servers}), metrics, interval=0.3
+        ),
+    )
+    runner = threading.Thread(target=second.run, name="engine")
+    runner.start()
+    try:
+        wait_for(
+            lambda: len(per_partition(metrics, "credentials_consumer_lag_records", topic)) == 3,
+            timeout=30,
+            what="a lag sample for each partition",
+        )
+        time.sleep(1.0)  # a few more refreshes
+        assert per_partition(metrics, "credentials_consumer_lag_records", topic) == {
+            "0": 0.0,
+            "1": 0.0,
+            "2": 0.0,
+        }
+    finally:
+        second.request_stop()
+        runner.join(timeout=60)
+    assert second.tally.applied == 0

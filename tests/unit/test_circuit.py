@@ -605,17 +605,23 @@ def test_a_success_starts_a_new_episode(clock: FakeClock) -> None:
 def test_successes_are_counted_per_endpoint_and_failures_remembered_per_event(
     clock: FakeClock,
 ) -> None:
-    """The retrier's evidence: monotonic successes per endpoint, each event's last failure."""
+    """The retrier's evidence: successes per endpoint, when sent, each event's last failure."""
     breaker = make_breaker(clock)
     breaker.record_success(Cause("credentials_post", 201))
-    breaker.record_success(Cause("credentials_post", 201))
     breaker.record_success(Cause("credentials_list", 200))
+    clock.advance(10)
     breaker.record_failure("e1", Cause("credentials_post", 504))
-    breaker.record_success(Cause("credentials_post", 201))
+    failed_at = clock()
+    clock.advance(1)
+    breaker.record_success(Cause("credentials_post", 201), elapsed=2.0)  # sent before e1 failed
+    assert not breaker.success_sent_after("credentials_post", failed_at)
+    breaker.record_success(Cause("credentials_post", 201), elapsed=0.5)  # sent after
+    assert breaker.success_sent_after("credentials_post", failed_at)
+    assert not breaker.success_sent_after("credentials_list", failed_at)
     breaker.record_failure("e2", Cause("credentials_list", 403))
     assert breaker.successes() == {"credentials_post": 3, "credentials_list": 1}
-    assert breaker.last_failure("e1") == LastFailure(Cause("credentials_post", 504), 2)
-    assert breaker.last_failure("e2") == LastFailure(Cause("credentials_list", 403), 1)
+    assert breaker.last_failure("e1") == LastFailure(Cause("credentials_post", 504), failed_at)
+    assert breaker.last_failure("e2") == LastFailure(Cause("credentials_list", 403), clock())
     breaker.forget("e1")
     assert breaker.last_failure("e1") is None
     assert breaker.last_failure("never") is None

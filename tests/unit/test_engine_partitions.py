@@ -214,3 +214,19 @@ def test_caught_up_needs_every_partition_at_its_end_and_none_held() -> None:
     assert partitions.caught_up()
     take(partitions, P0, 0)
     assert not partitions.caught_up()  # a record arrived after the end
+
+
+# ---------------------------------------------------------------------------- lag
+
+
+def test_the_lag_base_is_the_watermark_else_where_the_partition_was_caught_up() -> None:
+    """Nothing known: None; caught up at 40 with nothing consumed: 40; a record taken: its mark."""
+    partitions = owning(P0, P1)
+    assert partitions.lag_bases() == {P0: None, P1: None}
+    partitions.at_eof(P0, 40)
+    assert partitions.lag_bases() == {P0: 40, P1: None}
+    take(partitions, P0, 40)
+    take(partitions, P1, 7)
+    assert partitions.lag_bases() == {P0: 40, P1: 7}  # pending: the watermark stays below
+    assert partitions.done(P0, 1, 40)
+    assert partitions.lag_bases()[P0] == 41

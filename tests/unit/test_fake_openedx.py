@@ -11,8 +11,10 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -802,6 +804,81 @@ def test_503_outage_answers_503(fake: FakeOpenEdx, http: requests.Session) -> No
     fake.set_outage("studio", "503", retry_after=30)
     answer = http.get(f"{fake.url}/api/contentstore/v1/course_details/{RUN}", timeout=5)
     assert (answer.status_code, answer.headers["Retry-After"]) == (503, "30")
+
+
+def test_chaos_answers_random_5xx_timeouts_and_resets_at_its_rates(
+    fake: FakeOpenEdx, http: requests.Session
+) -> None:
+    """Chaos fails about its rates of requests, each kind recorded as a fault; the rest serve."""
+    fake.add_course_run(RUN)
+    jwt = token(http, fake)
+    fake.set_chaos("lms", error_rate=0.2, statuses=(500, 503), reset_rate=0.2)
+    url = f"{fake.url}/api/course_modes/v1/courses/{RUN}/"
+    statuses: list[int | None] = []
+    for _ in range(200):
+        try:
+            statuses.append(http.get(url, headers=auth(jwt), timeout=5).status_code)
+        except requests.ConnectionError:
+            statuses.append(None)
+    records = fake.requests(service="lms")
+    faults = [record.fault for record in records]
+    assert 20 <= faults.count("error") <= 60
+    assert 20 <= faults.count("reset") <= 60
+    assert {record.status for record in records if record.fault == "error"} <= {500, 503}
+    assert all(record.status == 200 for record in records if record.fault is None)
+    assert statuses.count(200) == faults.count(None)
+    fake.clear_chaos()
+    assert http.get(url, headers=auth(jwt), timeout=5).status_code == 200
+
+
+def test_a_chaos_timeout_holds_the_request_until_the_client_gives_up(
+    fake: FakeOpenEdx, http: requests.Session
+) -> None:
+    """A chaos timeout never answers nor applies; its record ends when the client hangs up."""
+    fake.add_course_run(RUN)
+    jwt = token(http, fake)
+    fake.set_chaos("credentials", timeout_rate=1.0, timeout_seconds=30)
+    with pytest.raises(requests.ReadTimeout):
+        http.post(
+            f"{fake.url}/api/v2/credentials/", json=course_payload(), headers=auth(jwt), timeout=0.3
+        )
+    deadline = time.monotonic() + 10
+    while not fake.requests(service="credentials") and time.monotonic() < deadline:
+        time.sleep(0.02)  # recorded once the fake notices the hang-up
+    (record,) = fake.requests(service="credentials")
+    assert (record.fault, record.status) == ("timeout", None)
+    assert record.ended - record.started < 5  # not the 30 s bound: the client hung up
+    assert fake.credentials() == []
+
+
+def test_only_requests_that_reached_the_service_have_no_fault(
+    fake: FakeOpenEdx, http: requests.Session
+) -> None:
+    """Outages and error knobs are recorded as faults; a served request (even a 4xx) is not."""
+    headers = auth(token(http, fake))
+    fake.set_error("lms", 500, times=1)
+    fake.set_outage("studio", "503")
+    http.get(f"{fake.url}/api/course_modes/v1/courses/{RUN}/", headers=headers, timeout=5)
+    http.get(f"{fake.url}/api/course_modes/v1/courses/{RUN}/", headers=headers, timeout=5)
+    http.get(f"{fake.url}/api/contentstore/v1/course_details/{RUN}", headers=headers, timeout=5)
+    assert [(r.endpoint, r.status, r.fault) for r in fake.requests()][1:] == [
+        ("course_modes", 500, "error"),
+        ("course_modes", 404, None),
+        ("course_details", 503, "outage"),
+    ]
+
+
+def test_records_are_saved_as_json_lines_and_issued_tokens_are_listed(
+    fake: FakeOpenEdx, http: requests.Session, tmp_path: Path
+) -> None:
+    """``save_records`` writes one JSON object per request; ``issued_tokens`` lists every token."""
+    first, second = token(http, fake), token(http, fake)
+    path = tmp_path / "records.jsonl"
+    assert fake.save_records(str(path)) == 2
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["endpoint"] for line in lines] == ["access_token", "access_token"]
+    assert lines[0]["payload"]["client_secret"] == "***"
+    assert fake.issued_tokens() == [first, second]
 
 
 def test_writes_record_payload_learner_and_request_id(

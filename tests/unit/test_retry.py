@@ -651,14 +651,19 @@ def test_an_own_failure_asking_past_the_budget_gives_up_at_once() -> None:
 
 
 def test_a_persistent_504_of_one_event_counts_while_others_succeed() -> None:
-    """Other events' successes on the endpoint show the service is up: the 504s are the event's."""
+    """Other events' successes on the endpoint show the service is up: the 504s are the event's.
+
+    The first 504 is free (nothing sent after it has succeeded yet); each later one finds a
+    success sent since the one before, and counts.
+    """
     harness = Harness(settings=RetrySettings(max_attempts=3))
     breaker = breaker_for(harness)
     service = Service(breaker, itertools.repeat(outage(504)), meanwhile=succeed_elsewhere(breaker))
     with pytest.raises(RetriesExhausted) as caught:
         call_bounded(harness, service)
     assert caught.value.attempts == 3
-    assert harness.sleeps == [0.5, 1.0]
+    assert service.sent == 4
+    assert harness.sleeps == [0.5, 1.0, 2.0]
     assert breaker.state is State.CLOSED  # one event never opens it
 
 
@@ -704,6 +709,54 @@ def test_evidence_is_a_success_on_the_failing_endpoint(
             call_bounded(harness, service)
     else:
         assert call_bounded(harness, service) == "ok"
+
+
+def test_an_outage_beginning_during_the_call_never_dead_letters_it() -> None:
+    """Successes before the outage began are no evidence against the event's first 503.
+
+    ``make chaos`` found it: events whose calls began while Credentials served, then met a
+    503 outage with ``Retry-After: 45``, had that first 503 counted (the endpoint had
+    answered others since their calls began), and a counted failure asking past the budget
+    gave up at once: 13 events dead-lettered at the outage's first second.
+    """
+    harness = Harness(settings=RetrySettings(max_attempts=6, max_seconds=10.0))
+    breaker = breaker_for(harness)
+    others = iter([succeed_elsewhere(breaker)])  # the service answered others, then went down
+
+    def before_the_outage() -> None:
+        next(others, lambda: None)()
+
+    service = Service(
+        breaker,
+        [outage(503, 45.0), outage(503, 45.0), outage(503, 45.0), None],
+        meanwhile=before_the_outage,
+    )
+    assert call_bounded(harness, service) == "ok"
+    assert harness.sleeps == [45.0, 45.0, 45.0]
+
+
+def test_a_success_sent_before_the_failure_is_no_evidence() -> None:
+    """A success counts only if its request went out after the event's failure was answered.
+
+    A request already in flight when the outage began may be answered after the event's
+    failure: it shows the service was up before, not that it is up for others now.
+    """
+    harness = Harness(settings=RetrySettings(max_attempts=1))
+    breaker = breaker_for(harness)
+
+    def sent_a_minute_ago() -> None:
+        breaker.record_success(Cause(POST, 201), elapsed=60.0)
+
+    def nothing() -> None:
+        return None
+
+    late = iter([nothing, sent_a_minute_ago, nothing, nothing])
+
+    def meanwhile() -> None:
+        next(late)()
+
+    service = Service(breaker, [outage(503), outage(503), outage(503), None], meanwhile=meanwhile)
+    assert call_bounded(harness, service) == "ok"
 
 
 def test_a_success_before_the_call_began_is_no_evidence() -> None:

@@ -25,6 +25,7 @@ Knobs, settable while it runs, per service or per endpoint (``endpoint=`` one of
     fake.set_answer("studio", {"end_date": 5}, endpoint="course_details")  # a malformed 200
     fake.set_error("credentials", 500, username="alice")  # only requests about one learner
     fake.set_outage("credentials", "refused")            # or "reset", "503"; duration=...
+    fake.set_chaos("lms", error_rate=0.02, timeout_rate=0.005, reset_rate=0.01)  # random noise
     fake.clear_outage()                                  # listens again on the same port
     fake.expire_tokens(); fake.set_token_lifetime(5)
     fake.set_program_not_configured_status(404)          # older Credentials
@@ -32,7 +33,8 @@ Knobs, settable while it runs, per service or per endpoint (``endpoint=`` one of
 
 As a process (for the benchmark): ``python -m tests.fakes.openedx --port 18000``; drive it
 with ``RemoteFake(url).call("add_user", username="alice", lms_user_id=42)`` (every method
-above is callable through ``POST /_fake/call``).
+above is callable through ``POST /_fake/call``; ``save_records(path)`` writes the request
+log as JSON lines, ``issued_tokens()`` lists every token handed out).
 """
 
 from tests.fakes.openedx.model import RequestRecord, Stats

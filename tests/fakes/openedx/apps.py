@@ -212,6 +212,7 @@ class OpenEdx:
         self.certificates: ByUsername[LmsCertificate] = ByUsername()
         self._throttle: dict[str, deque[float]] = {}
         self._config_ids = 0
+        self.issued_tokens: list[str] = []
 
     # ------------------------------------------------------------------ auth
 
@@ -229,10 +230,12 @@ class OpenEdx:
             lifetime = self.token_lifetime
             if form.get("token_type", "").lower() != "jwt":
                 # A bearer token: the APIs here only take JWTs, as the worker must send.
+                bearer = uuidlib.uuid4().hex
+                self.issued_tokens.append(bearer)
                 return Answer(
                     200,
                     {
-                        "access_token": uuidlib.uuid4().hex,
+                        "access_token": bearer,
                         "expires_in": int(lifetime),
                         "token_type": "Bearer",
                         "scope": "read write",
@@ -245,6 +248,7 @@ class OpenEdx:
                 generation=self.token_generation,
             )
             token = jwt.mint(self._key, claims, issued_at=now)
+            self.issued_tokens.append(token)
         return Answer(
             200,
             {

@@ -5,6 +5,11 @@ An endpoint-level knob wins over the service-level one, and a knob scoped to one
 random generator, so a benchmark run is reproducible; ``times`` makes a knob fire that many
 times and then stop (``set_error("credentials", 500, times=2)``: two failures, then
 success), the deterministic form tests use.
+
+``Chaos`` is the soak's background noise on a whole service: each request independently
+answers a random 5xx, hangs until the client gives up (a read timeout), or has its connection
+reset, at the given rates. None of these reaches the service's state: a write that fails
+this way was not applied, as with a proxy in front of a healthy service.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 OutageMode = Literal["refused", "reset", "503"]
+Fault = Literal["outage", "error", "timeout", "reset"]
 
 
 @dataclass(slots=True)
@@ -40,6 +46,21 @@ class Outage:
     retry_after: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Chaos:
+    """Random failures of one service: rates per request (their sum at most 1).
+
+    ``timeout``: the fake holds the request, unanswered, until the client hangs up or
+    ``timeout_seconds`` pass, then drops it.
+    """
+
+    error_rate: float = 0.0
+    statuses: tuple[int, ...] = (500, 502, 503, 504)
+    timeout_rate: float = 0.0
+    timeout_seconds: float = 30.0
+    reset_rate: float = 0.0
+
+
 class Knobs:
     """Latency, errors and outages by (service, endpoint); ``None`` endpoint = whole service."""
 
@@ -49,6 +70,7 @@ class Knobs:
         self._latency: dict[tuple[str, str | None], float] = {}
         self._errors: dict[tuple[str, str | None, str | None], ErrorKnob] = {}
         self._outages: dict[str, Outage] = {}
+        self._chaos: dict[str, Chaos] = {}
 
     def clear(self) -> None:
         """Remove every knob."""
@@ -56,6 +78,7 @@ class Knobs:
             self._latency.clear()
             self._errors.clear()
             self._outages.clear()
+            self._chaos.clear()
 
     def set_latency(self, service: str, seconds: float, endpoint: str | None = None) -> None:
         """Delay every answer of the service (or endpoint) by ``seconds``; 0 removes it."""
@@ -121,3 +144,34 @@ class Knobs:
         """The service's outage, if any."""
         with self._lock:
             return self._outages.get(service)
+
+    def set_chaos(self, service: str, chaos: Chaos | None) -> None:
+        """Install (or with ``None`` remove) random failures on a whole service."""
+        with self._lock:
+            if chaos is None:
+                self._chaos.pop(service, None)
+            else:
+                self._chaos[service] = chaos
+
+    def draw_chaos(self, service: str) -> tuple[Fault, int] | None:
+        """``("error", status)``, ``("timeout", 0)``, ``("reset", 0)`` or None for one request."""
+        with self._lock:
+            chaos = self._chaos.get(service)
+            if chaos is None:
+                return None
+            draw = self._random.random()
+            if draw < chaos.error_rate:
+                return "error", self._random.choice(chaos.statuses)
+            draw -= chaos.error_rate
+            if draw < chaos.timeout_rate:
+                return "timeout", 0
+            draw -= chaos.timeout_rate
+            if draw < chaos.reset_rate:
+                return "reset", 0
+            return None
+
+    def chaos_timeout(self, service: str) -> float:
+        """How long a ``timeout`` of ``service`` holds the request at most."""
+        with self._lock:
+            chaos = self._chaos.get(service)
+            return chaos.timeout_seconds if chaos else 0.0

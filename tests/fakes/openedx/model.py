@@ -121,7 +121,9 @@ class RequestRecord:
 
     ``status`` is ``None`` when the connection was reset instead of answered. ``payload``
     is the JSON body (form bodies without the client secret). Times are the fake process's
-    ``time.monotonic()``.
+    ``time.monotonic()``. ``fault`` names the injected failure (``outage``, ``error``,
+    ``timeout``, ``reset``) when a knob answered instead of the service: such a request
+    never reached the service's state.
     """
 
     service: str
@@ -138,6 +140,7 @@ class RequestRecord:
     ended: float
     thread: str
     user_agent: str | None = None
+    fault: str | None = None
 
     @property
     def is_write(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import struct
 import threading
@@ -24,7 +25,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from tests.fakes.openedx.apps import Answer, Call, OpenEdx, parse_datetime, route
-from tests.fakes.openedx.knobs import ErrorKnob, Knobs, Outage, OutageMode
+from tests.fakes.openedx.knobs import Chaos, ErrorKnob, Fault, Knobs, Outage, OutageMode
 from tests.fakes.openedx.model import (
     SERVICES,
     VIEW_USERCREDENTIAL,
@@ -218,6 +219,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def _wait_for_hangup(self, seconds: float) -> None:
+        """Hold the request unanswered until the client closes its end or ``seconds`` pass."""
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                readable, _, _ = select.select([self.connection], [], [], min(remaining, 0.05))
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    return
+            except OSError:
+                return
 
     def _reset(self) -> None:
         """Abort the connection with a TCP RST instead of answering."""
@@ -708,6 +720,38 @@ class FakeOpenEdx:
         self.clear_outage()
         self.knobs.clear()
 
+    def set_chaos(
+        self,
+        service: str,
+        *,
+        error_rate: float = 0.0,
+        statuses: Iterable[int] = (500, 502, 503, 504),
+        timeout_rate: float = 0.0,
+        timeout_seconds: float = 30.0,
+        reset_rate: float = 0.0,
+    ) -> None:
+        """Random failures of every request of ``service``, at these rates (see ``Chaos``)."""
+        codes = tuple(statuses)
+        if unknown := [code for code in codes if code not in _ERROR_BODIES]:
+            raise ValueError(f"no error body for status {unknown}")
+        if error_rate + timeout_rate + reset_rate > 1:
+            raise ValueError("the rates add up to more than 1")
+        self.knobs.set_chaos(
+            service,
+            Chaos(
+                error_rate=error_rate,
+                statuses=codes,
+                timeout_rate=timeout_rate,
+                timeout_seconds=timeout_seconds,
+                reset_rate=reset_rate,
+            ),
+        )
+
+    def clear_chaos(self, service: str | None = None) -> None:
+        """Stop the random failures of ``service`` (every service when ``None``)."""
+        for name in SERVICES if service is None else (service,):
+            self.knobs.set_chaos(name, None)
+
     # ------------------------------------------------------------------ records
 
     def requests(
@@ -745,6 +789,20 @@ class FakeOpenEdx:
             )
         ]
         return sorted(found, key=lambda record: record.started)
+
+    def save_records(self, path: str) -> int:
+        """Write every request record to ``path`` as JSON lines; return how many."""
+        with self._records_lock:
+            records = list(self._records)
+        with open(path, "w", encoding="utf-8") as out:
+            for record in records:
+                out.write(json.dumps(to_jsonable(record)) + "\n")
+        return len(records)
+
+    def issued_tokens(self) -> list[str]:
+        """Every access token the OAuth endpoint has issued (to check none leaks)."""
+        with self.app.lock:
+            return list(self.app.issued_tokens)
 
     def stats(self) -> Stats:
         """Volume and concurrency since the last reset."""
@@ -806,8 +864,11 @@ class FakeOpenEdx:
         username, course_run, program_uuid = self._identify(endpoint, call, params)
         self._enter(username)
         answer: Answer | None = None
+        fault: Fault | None = None
         try:
-            answer = self._answer(service, endpoint, call, params, username)
+            answer, fault = self._answer(service, endpoint, call, params, username)
+            if fault == "timeout":
+                handler._wait_for_hangup(self.knobs.chaos_timeout(service))
         finally:
             self._leave(username)
             self._record(
@@ -819,6 +880,7 @@ class FakeOpenEdx:
                 identity=(username, course_run, program_uuid),
                 started=started,
                 user_agent=user_agent,
+                fault=fault,
             )
         if answer is None:
             handler._reset()
@@ -832,19 +894,27 @@ class FakeOpenEdx:
         call: Call,
         params: Mapping[str, str],
         username: str | None = None,
-    ) -> Answer | None:
-        """The answer after knobs (``None``: reset the connection instead)."""
+    ) -> tuple[Answer | None, Fault | None]:
+        """The answer after knobs (``None``: reset the connection instead), and the fault."""
         outage = self.knobs.outage(service)
         if outage is not None and outage.mode in ("reset", "refused"):
-            return None
+            return None, "outage"
         if outage is not None:
             headers = {"Retry-After": outage.retry_after} if outage.retry_after else {}
-            return Answer(503, _ERROR_BODIES[503], headers)
+            return Answer(503, _ERROR_BODIES[503], headers), "outage"
         delay = self.knobs.latency(service, endpoint)
         if delay > 0:
             time.sleep(delay)
         knob = self.knobs.draw_error(service, endpoint, username)
-        return self._injected(knob) if knob else self._dispatch(service, endpoint, call, params)
+        if knob:
+            return self._injected(knob), "error"
+        chaos = self.knobs.draw_chaos(service)
+        if chaos is not None:
+            fault, status = chaos
+            if fault == "error":
+                return Answer(status, _ERROR_BODIES[status]), fault
+            return None, fault
+        return self._dispatch(service, endpoint, call, params), None
 
     @staticmethod
     def _injected(knob: ErrorKnob) -> Answer:
@@ -895,6 +965,7 @@ class FakeOpenEdx:
         identity: tuple[str | None, str | None, str | None],
         started: float,
         user_agent: str | None,
+        fault: Fault | None = None,
     ) -> None:
         username, course_run, program_uuid = identity
         payload = call.body
@@ -920,6 +991,7 @@ class FakeOpenEdx:
             ended=time.monotonic(),
             thread=threading.current_thread().name,
             user_agent=user_agent,
+            fault=fault,
         )
         with self._records_lock:
             if self.keep_records:
@@ -950,13 +1022,26 @@ class FakeOpenEdx:
             "set_outage",
             "clear_outage",
             "clear_knobs",
+            "set_chaos",
+            "clear_chaos",
             "requests",
             "writes",
             "stats",
             "clear_records",
+            "save_records",
+            "issued_tokens",
+            "call_many",
             "urls",
         }
     )
+
+    def call_many(self, calls: list[dict[str, Any]]) -> int:
+        """Run control calls (``{"method", "kwargs"}``) in order, to set up a world at once."""
+        for call in calls:
+            answer = self.control(json.dumps(call).encode())
+            if answer.status != 200:
+                raise ValueError(f"{call.get('method')}: {answer.body}")
+        return len(calls)
 
     def control(self, raw: bytes) -> Answer:
         """``POST /_fake/call {"method": name, "kwargs": {...}}``: drive the fake remotely."""
