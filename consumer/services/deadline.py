@@ -152,14 +152,17 @@ def watched(deadline: Deadline) -> Iterator[Deadline]:
         _local.deadline = None
 
 
-class _DeadlineConnection:
-    """What the connection classes below add to urllib3's: the deadline that owns them."""
+class _DeadlineConnection(HTTPConnection):
+    """What this module adds to urllib3's connections: the deadline that owns them.
+
+    The HTTPS class below takes it first in its bases, so ``super()`` here reaches
+    urllib3's HTTPS connection there and its plain one here.
+    """
 
     deadline: Deadline | None = None
     watched_sock: socket.socket | None = None
     """The socket as of the last connect: http.client drops ``sock`` from a connection whose
     answer says ``Connection: close`` while the answer is still being read from it."""
-    sock: socket.socket | None
 
     def _own(self) -> None:
         """Record the calling thread's deadline as this connection's owner."""
@@ -179,8 +182,6 @@ class _DeadlineConnection:
             if self.deadline is not None and self.deadline.expired:
                 _cut(self)
 
-
-class _HTTPConnection(_DeadlineConnection, HTTPConnection):
     def connect(self) -> None:
         self._own()
         super().connect()
@@ -194,20 +195,11 @@ class _HTTPConnection(_DeadlineConnection, HTTPConnection):
 
 
 class _HTTPSConnection(_DeadlineConnection, HTTPSConnection):
-    def connect(self) -> None:
-        self._own()
-        super().connect()
-        self._after_connect()
-
-    def putrequest(
-        self, method: str, url: str, skip_host: bool = False, skip_accept_encoding: bool = False
-    ) -> None:
-        self._own()
-        super().putrequest(method, url, skip_host, skip_accept_encoding)
+    """An HTTPS connection owned by a deadline."""
 
 
 class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
+    ConnectionCls = _DeadlineConnection
 
 
 class _HTTPSPool(HTTPSConnectionPool):
