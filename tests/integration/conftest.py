@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from consumer.wire import Decoder, RegistryWriterSchemas, load_reader_schemas, registry_client
+from tests.fakes.openedx import FakeOpenEdx
 from tests.support.lms import LmsProducer
 from tests.support.worker import kill_leftovers
 
@@ -64,6 +65,19 @@ def topic(stack: Stack, request: pytest.FixtureRequest) -> str:
     """A fresh 3-partition topic for this test."""
     name = request.node.name.replace("[", "-").replace("]", "")[:60]
     return stack.create_topic(f"it-{name}-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def group() -> str:
+    """A fresh consumer group for this test's worker."""
+    return f"it-group-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenEdx]:
+    """A fake Open edX; each service on its own port so one can go down alone."""
+    with FakeOpenEdx.start(per_service_ports=True) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,18 +33,6 @@ from tests.support.prometheus import free_port
 from tests.support.worker import end_offsets, scrape, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenEdx]:
-    """A fake Open edX; each service on its own port so one can go down alone."""
-    with FakeOpenEdx.start(per_service_ports=True) as fake:
-        yield fake
-
-
-@pytest.fixture
-def group() -> str:
-    return f"it-circuit-{uuid.uuid4().hex[:8]}"
 
 
 def test_two_learners_whose_writes_always_fail_are_dead_lettered_and_the_rest_moves_on(

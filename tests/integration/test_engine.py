@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,18 +49,6 @@ class Sent:
     event_id: str
     learner: Learner
     status: str
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenEdx]:
-    """A fake Open edX; each service on its own port so one can go down alone."""
-    with FakeOpenEdx.start(per_service_ports=True) as fake:
-        yield fake
-
-
-@pytest.fixture
-def group() -> str:
-    return f"it-group-{uuid.uuid4().hex[:8]}"
 
 
 def make_learners(fake: FakeOpenEdx, count: int, runs: int = 6) -> list[Learner]:

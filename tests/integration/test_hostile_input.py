@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,12 +37,6 @@ pytestmark = pytest.mark.integration
 
 CREATED = EventType.CERTIFICATE_CREATED
 CATALOG = EventType.CATALOG_INFO_CHANGED
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenEdx]:
-    with FakeOpenEdx.start() as fake:
-        yield fake
 
 
 @pytest.fixture

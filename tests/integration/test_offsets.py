@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,6 @@ from tests.support.worker import WorkerProcess, committed_offsets, end_offsets, 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 3
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenEdx]:
-    with FakeOpenEdx.start() as fake:
-        yield fake
 
 
 def offsets_command(

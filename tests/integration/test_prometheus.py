@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,12 +52,6 @@ def dashboard_queries() -> list[tuple[str, str]]:
         for panel in board["panels"]
         for target in panel.get("targets", [])
     ]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenEdx]:
-    with FakeOpenEdx.start(per_service_ports=True) as fake:
-        yield fake
 
 
 def test_the_dashboard_and_alerts_work_on_a_real_prometheus(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -25,12 +24,6 @@ from tests.support.lms import LmsProducer
 from tests.support.worker import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenEdx]:
-    with FakeOpenEdx.start(per_service_ports=True) as fake:
-        yield fake
 
 
 def _when(line: dict[str, object]) -> float:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,17 +31,6 @@ from tests.support.worker import WorkerProcess, committed_offsets, wait_for, wor
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 3
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenEdx]:
-    with FakeOpenEdx.start() as fake:
-        yield fake
-
-
-@pytest.fixture
-def group() -> str:
-    return f"it-live-{uuid.uuid4().hex[:8]}"
 
 
 def replay_process(

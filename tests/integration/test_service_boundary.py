@@ -9,7 +9,6 @@ a program awarded that the seed would not award.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,6 @@ from tests.support.worker import WorkerProcess, committed_offsets, end_offsets, 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 3
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenEdx]:
-    with FakeOpenEdx.start(per_service_ports=True) as fake:
-        yield fake
-
-
-@pytest.fixture
-def group() -> str:
-    return f"it-group-{uuid.uuid4().hex[:8]}"
 
 
 def run_worker(
