@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from consumer.programs import Program, ProgramCourse, ProgramRun
 from consumer.services.answers import AnswerReader
-from consumer.services.http import HttpClient, path_segment
+from consumer.services.http import HttpClient
+from consumer.services.request_parts import path_segment
 
 _LIST = AnswerReader("discovery", "programs_list")
 _DETAIL = AnswerReader("discovery", "program_detail")

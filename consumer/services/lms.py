@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from consumer.errors import RejectedError
 from consumer.programs import LearnerCertificate, PassingCertificate
 from consumer.services.answers import AnswerReader
-from consumer.services.http import HttpClient, path_segment
+from consumer.services.http import HttpClient
+from consumer.services.request_parts import path_segment
 
 PASSING_STATUSES = frozenset({"downloadable", "generating"})
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from consumer.services.answers import AnswerReader
-from consumer.services.http import HttpClient, path_segment
+from consumer.services.http import HttpClient
+from consumer.services.request_parts import path_segment
 
 _DETAILS = AnswerReader("studio", "course_details")
 

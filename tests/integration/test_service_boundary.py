@@ -15,7 +15,7 @@ import pytest
 
 from consumer.deadletter.records import context_of
 from consumer.events import EventType
-from consumer.services.http import request_id_header
+from consumer.services.request_parts import request_id_header
 from tests.fakes.openedx import FakeOpenEdx
 from tests.integration.conftest import Stack
 from tests.support.kafka import produce_raw, read_records

@@ -43,7 +43,8 @@ from consumer.config import consumer_config
 from consumer.deadletter import inspect as dlq
 from consumer.deadletter import producer as deadletter
 from consumer.errors import RegistryUnavailableError, ServiceUnavailableError
-from consumer.services.http import HttpClient, environment_ca_bundle
+from consumer.services.http import HttpClient
+from consumer.services.request_parts import environment_ca_bundle
 from consumer.wire import RegistryWriterSchemas, registry_client
 
 SASL_KEY = "AKIA7QX2EXAMPLEKEY"

@@ -27,12 +27,8 @@ from consumer.errors import (
 )
 from consumer.services.bundle import Services, build_services
 from consumer.services.check import check_services
-from consumer.services.http import (
-    MAX_BODY_BYTES,
-    REQUEST_ID_LIMIT,
-    HttpClient,
-    request_id_header,
-)
+from consumer.services.http import MAX_BODY_BYTES, HttpClient
+from consumer.services.request_parts import REQUEST_ID_LIMIT, request_id_header
 from consumer.services.settings import ServiceSettings
 from tests.fakes.openedx import FakeOpenEdx
 from tests.fakes.openedx.settings import service_settings

@@ -24,7 +24,8 @@ from consumer.errors import (
 )
 from consumer.services import deadline
 from consumer.services.calls import CallRecord
-from consumer.services.http import USER_AGENT, HttpClient, pooled_transport, prepared_url
+from consumer.services.http import HttpClient, pooled_transport
+from consumer.services.request_parts import USER_AGENT, prepared_url
 from tests.support.transport import Answer, Handler, MockTransport
 
 NOW = 1_800_000_000.0
