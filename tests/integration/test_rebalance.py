@@ -36,7 +36,7 @@ def test_no_request_of_a_released_partition_starts_after_the_release(
 ) -> None:
     """Queued work of a revoked partition is abandoned unsent; the release bounds every start."""
     group = f"it-revoke-{uuid.uuid4().hex[:8]}"
-    learners = make_learners(fake, 45, runs=9)
+    learners = make_learners(fake, 45, runs=45)  # a run per learner: every partition gets events
     sent = publish_rounds(lms, topic, learners, rounds=1)
     fake.set_latency("credentials", 0.8, endpoint="credentials_post")
     # The fake's clock is this process's monotonic clock; the worker logs wall-clock time.
