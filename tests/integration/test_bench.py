@@ -62,13 +62,16 @@ def test_the_bench_encoder_writes_the_bytes_of_the_lms_producer(
 def test_the_ceilings_read_a_produced_workload_to_its_end(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The consume and decode ceilings count every record of a small workload, none undecodable."""
+    """Each ceiling (consume, decode, route) reads all of a small workload, none undecodable."""
     workload = Workload(events=300, partitions=3)
     name = stack.create_topic(f"it-bench-{uuid.uuid4().hex[:8]}", partitions=3)
     assert produce(stack.bootstrap_servers, stack.registry_url, name, generate(workload)) == 300
     common = ["--topic", name, "--events", "300", "--bootstrap", stack.bootstrap_servers]
     assert contender(["consume", *common]) == 0
     assert contender(["decode", *common, "--registry", stack.registry_url]) == 0
+    assert contender(["route", *common, "--registry", stack.registry_url]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert '"events": 300' in lines[0]
     assert '"undecodable": 0' in lines[1]
+    assert '"events": 300' in lines[2]
+    assert '"undecodable": 0' in lines[2]  # every ce_type routed to its reader schema
