@@ -133,10 +133,14 @@ def test_a_refused_asynchronous_commit_is_sent_again(engines: Engines) -> None:
 # ---------------------------------------------------------------------------- dead letters
 
 
+@pytest.mark.parametrize("inline", [False, True], ids=["threads", "inline"])
 def test_a_failed_event_is_committed_only_once_its_dead_letter_is_acknowledged(
-    engines: Engines,
+    engines: Engines, inline: bool
 ) -> None:
-    """The dead-letter write comes before the commit: an unacknowledged one holds the watermark."""
+    """The dead-letter write comes before the commit: an unacknowledged one holds the watermark.
+
+    The same with the dry run's inline processor (``tests/unit/test_engine_inline.py``).
+    """
     consumer = MemoryConsumer()
     for index in range(3):
         send(consumer, P0, f"e{index}", learner=index)
@@ -145,7 +149,7 @@ def test_a_failed_event_is_committed_only_once_its_dead_letter_is_acknowledged(
     processor.outcomes["e1"] = failed()
     sink = FakeSink()
     sink.holding = True
-    running = engines.start(consumer, processor, sink=sink)
+    running = engines.start(consumer, processor, sink=sink, inline=inline)
 
     wait_until(lambda: sink.offsets_sent() == [1] and running.engine.tally.applied == 2)
     turns(consumer)

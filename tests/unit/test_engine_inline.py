@@ -17,12 +17,11 @@ import pytest
 
 from consumer.errors import WorkerCrashedError
 from consumer.events import Event
-from consumer.outcomes import Failed, Outcome
+from consumer.outcomes import Outcome
 from tests.support.engine_fakes import (
     P0,
     P1,
     Engines,
-    FakeSink,
     ScriptedProcessor,
     Tokens,
     send,
@@ -116,31 +115,6 @@ def test_a_revoke_never_starts_the_released_partition_s_waiting_events(engines: 
     assert running.processor.started() == ["ran", "kept"]
     assert consumer.commits_of(P0)[-1] == 1
     assert consumer.committed_offset(P1) == 1
-
-
-def test_a_failed_event_is_committed_only_once_its_dead_letter_is_acknowledged(
-    engines: Engines,
-) -> None:
-    """Dead letter before commit: an unacknowledged one holds the watermark, inline too."""
-    consumer = MemoryConsumer()
-    for index in range(3):
-        send(consumer, P0, f"e{index}", learner=index)
-    consumer.assign(P0)
-    processor = ScriptedProcessor()
-    processor.outcomes["e1"] = Failed(
-        stage="apply", error_class="PermanentError", reason="rejected", message="no"
-    )
-    sink = FakeSink()
-    sink.holding = True
-    running = engines.start(consumer, processor, sink=sink, inline=True)
-
-    wait_until(lambda: sink.offsets_sent() == [1] and running.engine.tally.applied == 2)
-    turns(consumer)
-    assert consumer.committed_offset(P0) == 1
-
-    sink.holding = False
-    wait_until(lambda: consumer.committed_offset(P0) == 3)
-    assert running.engine.tally.dead_lettered == 1
 
 
 def test_a_processor_that_raises_stops_the_engine_after_committing_what_is_done(
