@@ -1,4 +1,4 @@
-"""Fixtures shared by the unit tests of the service clients: a fake Open edX and clients of it."""
+"""Fixtures shared by unit tests: a fake Open edX and its clients; engines on the memory broker."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from consumer.services.bundle import Services, build_services
 from tests.fakes.openedx import FakeOpenEdx
 from tests.fakes.openedx.settings import service_settings
+from tests.support.engine_fakes import Engines
 
 
 @pytest.fixture
@@ -25,3 +26,11 @@ def services(fake: FakeOpenEdx) -> Iterator[Services]:
     services = build_services(service_settings(fake))
     yield services
     services.close()
+
+
+@pytest.fixture
+def engines() -> Iterator[Engines]:
+    """Engines on the in-memory broker; each one still running is stopped after the test."""
+    engines = Engines()
+    yield engines
+    engines.close()

@@ -14,8 +14,6 @@ their own in ``test_engine_partitions.py``, ``test_engine_failures.py`` and, for
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from structlog.testing import capture_logs
@@ -35,13 +33,6 @@ from tests.support.engine_fakes import (
     wait_until,
 )
 from tests.support.memory_consumer import TP, MemoryConsumer
-
-
-@pytest.fixture
-def engines() -> Iterator[Engines]:
-    engines = Engines()
-    yield engines
-    engines.close()
 
 
 def highest_commit(consumer: MemoryConsumer, tp: TP) -> int:

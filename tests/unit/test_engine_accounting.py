@@ -55,13 +55,6 @@ def at_info() -> Iterator[None]:
     structlog.reset_defaults()
 
 
-@pytest.fixture
-def engines() -> Iterator[Engines]:
-    engines = Engines()
-    yield engines
-    engines.close()
-
-
 def test_a_turn_s_counts_reach_prometheus_at_the_flush_exactly_once() -> None:
     """Received, done (by outcome and reason), skips and both histograms: all, once."""
     metrics = Metrics()

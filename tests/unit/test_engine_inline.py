@@ -11,9 +11,6 @@ needs work that has not started yet.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-
-import pytest
 
 from consumer.errors import WorkerCrashedError
 from consumer.events import Event
@@ -41,13 +38,6 @@ class ThreadNoting(ScriptedProcessor):
     def __call__(self, event: Event, cancelled: threading.Event, /) -> Outcome:
         self.threads[event.meta.id] = threading.current_thread().name
         return super().__call__(event, cancelled)
-
-
-@pytest.fixture
-def engines() -> Iterator[Engines]:
-    engines = Engines()
-    yield engines
-    engines.close()
 
 
 def test_events_run_on_the_poll_thread_in_offset_order_per_key(engines: Engines) -> None:

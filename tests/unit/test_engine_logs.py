@@ -10,10 +10,9 @@ one event to the next.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
-import pytest
 import structlog
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
@@ -41,13 +40,6 @@ class LoggingProcessor(ScriptedProcessor):
     def __call__(self, event: Event, cancelled: threading.Event, /) -> Outcome:
         effects_log.info("service_called", about=event.meta.id)
         return super().__call__(event, cancelled)
-
-
-@pytest.fixture
-def engines() -> Iterator[Engines]:
-    engines = Engines()
-    yield engines
-    engines.close()
 
 
 def run_three_events(

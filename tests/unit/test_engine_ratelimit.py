@@ -5,9 +5,6 @@ A release or a stop finishes the waiting ones as abandoned, without starting the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from structlog.testing import capture_logs
 
 from tests.support.engine_fakes import (
@@ -21,13 +18,6 @@ from tests.support.engine_fakes import (
     wait_until,
 )
 from tests.support.memory_consumer import MemoryConsumer
-
-
-@pytest.fixture
-def engines() -> Iterator[Engines]:
-    engines = Engines()
-    yield engines
-    engines.close()
 
 
 def test_heads_start_one_per_token_in_arrival_order(engines: Engines) -> None:
