@@ -46,7 +46,7 @@ from bench.lms import create_topic, delete_topics, produce
 from bench.measure import Sample, free_port, outcomes, scrape, trend, watch, window
 from bench.profile import summarise
 from bench.workload import CertificateSpec, Workload, generate, run_key, username, world_calls
-from tests.fakes.openedx import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from tests.fakes.openedx.settings import service_env
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 2**20
@@ -126,17 +126,7 @@ def worker_env(
     if urls is None:
         env.update({"CONSUMER_DRY_RUN": "true", "CONSUMER_DRY_RUN_OUTPUT": os.devnull})
     else:
-        env.update(
-            {
-                "BACKEND_SERVICE_EDX_OAUTH2_PROVIDER_URL": urls["oauth"],
-                "BACKEND_SERVICE_EDX_OAUTH2_KEY": DEFAULT_CLIENT_ID,
-                "BACKEND_SERVICE_EDX_OAUTH2_SECRET": DEFAULT_CLIENT_SECRET,
-                "CREDENTIALS_INTERNAL_SERVICE_URL": urls["credentials"],
-                "LMS_ROOT_URL": urls["lms"],
-                "CMS_ROOT_URL": urls["studio"],
-                "COURSE_CATALOG_API_URL": urls["discovery"],
-            }
-        )
+        env.update(service_env(urls))
     return env
 
 

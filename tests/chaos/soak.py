@@ -72,6 +72,7 @@ from tests.chaos.workload import (
     warmup_events,
 )
 from tests.fakes.openedx import RemoteFake
+from tests.fakes.openedx.settings import service_env
 from tests.support.hostile import CRASH_SCHEMAS, HANG_BODY, HANG_SCHEMA
 from tests.support.lms import LmsProducer, catalog_data
 from tests.support.poison import poison_variants
@@ -371,13 +372,11 @@ class Soak:
                 "EVENT_BUS_KAFKA_SCHEMA_REGISTRY_API_SECRET": self.secrets.registry_secret,
                 "EVENT_BUS_TOPIC_PREFIX": self.prefix,
                 "CONSUMER_GROUP_ID": self.group,
-                "BACKEND_SERVICE_EDX_OAUTH2_PROVIDER_URL": urls["oauth"],
-                "BACKEND_SERVICE_EDX_OAUTH2_KEY": "credentials-consumer-chaos",
-                "BACKEND_SERVICE_EDX_OAUTH2_SECRET": self.secrets.oauth_secret,
-                "CREDENTIALS_INTERNAL_SERVICE_URL": urls["credentials"],
-                "LMS_ROOT_URL": urls["lms"],
-                "CMS_ROOT_URL": urls["studio"],
-                "COURSE_CATALOG_API_URL": urls["discovery"],
+                **service_env(
+                    urls,
+                    client_id="credentials-consumer-chaos",
+                    client_secret=self.secrets.oauth_secret,
+                ),
                 "PROGRAMS_WITHOUT_CERTIFICATES": ",".join(sorted(catalogue.excluded)),
                 "CONSUMER_MAX_IN_FLIGHT": str(self.params.in_flight),
                 "CONSUMER_COMMIT_INTERVAL_SECONDS": "1",

@@ -21,7 +21,8 @@ from typing import Any, ClassVar
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fakes.openedx import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeOpenEdx
+from tests.fakes.openedx import FakeOpenEdx
+from tests.fakes.openedx.settings import service_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,18 +72,7 @@ def worker_env(
     if fake is None:
         env["CONSUMER_DRY_RUN"] = "true"
     else:
-        urls = fake.urls
-        env.update(
-            {
-                "BACKEND_SERVICE_EDX_OAUTH2_PROVIDER_URL": urls["oauth"],
-                "BACKEND_SERVICE_EDX_OAUTH2_KEY": DEFAULT_CLIENT_ID,
-                "BACKEND_SERVICE_EDX_OAUTH2_SECRET": DEFAULT_CLIENT_SECRET,
-                "CREDENTIALS_INTERNAL_SERVICE_URL": urls["credentials"],
-                "LMS_ROOT_URL": urls["lms"],
-                "CMS_ROOT_URL": urls["studio"],
-                "COURSE_CATALOG_API_URL": urls["discovery"],
-            }
-        )
+        env.update(service_env(fake.urls))
     env.update(overrides)
     return env
 

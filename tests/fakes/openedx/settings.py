@@ -1,7 +1,12 @@
-"""``ServiceSettings`` pointing at a running fake, for the worker's tests and the benchmark."""
+"""A running fake's services as the worker is configured for them, for tests and the benchmark.
+
+``service_settings`` gives the values; ``service_env`` the environment variables a worker
+process reads.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from consumer.services.settings import ServiceSettings
@@ -25,3 +30,21 @@ def service_settings(fake: FakeOpenEdx, **overrides: Any) -> ServiceSettings:
     }
     values.update(overrides)
     return ServiceSettings(**values)
+
+
+def service_env(
+    urls: Mapping[str, str],
+    *,
+    client_id: str = DEFAULT_CLIENT_ID,
+    client_secret: str = DEFAULT_CLIENT_SECRET,
+) -> dict[str, str]:
+    """The worker's service variables for a fake at ``urls`` (``FakeOpenEdx.urls``)."""
+    return {
+        "BACKEND_SERVICE_EDX_OAUTH2_PROVIDER_URL": urls["oauth"],
+        "BACKEND_SERVICE_EDX_OAUTH2_KEY": client_id,
+        "BACKEND_SERVICE_EDX_OAUTH2_SECRET": client_secret,
+        "CREDENTIALS_INTERNAL_SERVICE_URL": urls["credentials"],
+        "LMS_ROOT_URL": urls["lms"],
+        "CMS_ROOT_URL": urls["studio"],
+        "COURSE_CATALOG_API_URL": urls["discovery"],
+    }
